@@ -1,0 +1,166 @@
+package api
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/system"
+)
+
+// Filters is the decoded `filters=` query parameter: a map of sets,
+// e.g. {"label":{"a=b":true}}.
+type Filters map[string]map[string]bool
+
+// Streams is what the API layer hands the backend once it knows whether the
+// process has a terminal: stdin (nil when not attached) and the two output
+// writers. Without a terminal the writers produce the 8-byte multiplexed
+// frames; with one they are the same raw writer.
+type Streams struct {
+	Stdin  io.ReadCloser
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// GetStreams is called by the backend exactly once, as soon as it has
+// resolved the container or exec and knows whether it has a terminal. For
+// hijacked requests this is when the API layer answers 101; it must happen
+// before the process starts (docker run sends start only after the 101).
+type GetStreams func(tty bool) (Streams, error)
+
+// AttachOptions are the query parameters of POST /containers/{id}/attach.
+type AttachOptions struct {
+	Stdin, Stdout, Stderr bool
+	Stream, Logs          bool
+	DetachKeys            string
+	GetStreams            GetStreams
+}
+
+// LogsOptions are the query parameters of GET /containers/{id}/logs.
+type LogsOptions struct {
+	Stdout, Stderr bool
+	Follow         bool
+	Timestamps     bool
+	Since, Until   time.Time // zero: unbounded
+	Tail           int       // -1: all
+	GetStreams     GetStreams
+}
+
+// ExecStartOptions is the body of POST /exec/{id}/start plus the streams.
+type ExecStartOptions struct {
+	Detach      bool
+	Tty         bool
+	ConsoleSize *[2]uint
+	GetStreams  GetStreams
+}
+
+// StatsOptions are the query parameters of GET /containers/{id}/stats.
+type StatsOptions struct {
+	Stream  bool
+	OneShot bool
+	// Out receives each sample; an error from it ends the stream.
+	Out func(*container.StatsResponse) error
+}
+
+// Progress receives JSON-stream messages (pull/load/import/build output).
+// The API layer encodes each one as a line of the response.
+type Progress interface {
+	WriteMessage(JSONMessage) error
+}
+
+// JSONMessage is one message of a progress stream (§3.3 of the contract).
+type JSONMessage struct {
+	Stream         string          `json:"stream,omitempty"`
+	Status         string          `json:"status,omitempty"`
+	ID             string          `json:"id,omitempty"`
+	Progress       string          `json:"progress,omitempty"`
+	ProgressDetail *ProgressDetail `json:"progressDetail,omitempty"`
+	Aux            any             `json:"aux,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	ErrorDetail    *ErrorDetail    `json:"errorDetail,omitempty"`
+}
+
+// ProgressDetail is the numeric part of a progress message.
+type ProgressDetail struct {
+	Current int64 `json:"current,omitempty"`
+	Total   int64 `json:"total,omitempty"`
+}
+
+// ErrorDetail is an in-stream error; Code becomes the CLI's exit code.
+type ErrorDetail struct {
+	Code    int    `json:"code,omitempty"`
+	Message string `json:"message"`
+}
+
+// ContainerBackend is the container half of what the Engine API needs.
+// Names are as the user typed them: a name (with or without "/"), a full
+// ID or a unique ID prefix. Errors are classified with internal/errdefs.
+type ContainerBackend interface {
+	ContainerCreate(ctx context.Context, name string, req *container.CreateRequest) (container.CreateResponse, error)
+	ContainerStart(ctx context.Context, name string) error
+	ContainerStop(ctx context.Context, name string, signal string, timeout *int) error
+	ContainerRestart(ctx context.Context, name string, signal string, timeout *int) error
+	ContainerKill(ctx context.Context, name string, signal string) error
+	// ContainerWait returns once the container is in the state the
+	// condition names; the API layer flushes headers before calling it.
+	ContainerWait(ctx context.Context, name string, condition container.WaitCondition) (<-chan container.WaitResponse, error)
+	ContainerAttach(ctx context.Context, name string, opts AttachOptions) error
+	ContainerLogs(ctx context.Context, name string, opts LogsOptions) error
+	ContainerResize(ctx context.Context, name string, height, width uint) error
+	ContainerRemove(ctx context.Context, name string, force, removeVolumes bool) error
+	ContainerRename(ctx context.Context, name, newName string) error
+	ContainerPause(ctx context.Context, name string) error
+	ContainerUnpause(ctx context.Context, name string) error
+	ContainerTop(ctx context.Context, name string, psArgs string) (container.TopResponse, error)
+	ContainerInspect(ctx context.Context, name string, size bool) (*container.InspectResponse, error)
+	ContainerList(ctx context.Context, all bool, limit int, size bool, filters Filters) ([]container.Summary, error)
+	ContainerStats(ctx context.Context, name string, opts StatsOptions) error
+	ContainerUpdate(ctx context.Context, name string, update *container.UpdateConfig) (container.UpdateResponse, error)
+	ContainerPrune(ctx context.Context, filters Filters) (*container.PruneReport, error)
+	ContainerChanges(ctx context.Context, name string) ([]container.FilesystemChange, error)
+	ContainerExport(ctx context.Context, name string, w io.Writer) error
+
+	ExecCreate(ctx context.Context, name string, req *container.ExecCreateRequest) (string, error)
+	ExecStart(ctx context.Context, execID string, opts ExecStartOptions) error
+	ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error)
+	ExecResize(ctx context.Context, execID string, height, width uint) error
+}
+
+// ImageBackend is the image half.
+type ImageBackend interface {
+	ImageList(ctx context.Context, all bool, filters Filters) ([]image.Summary, error)
+	ImageInspect(ctx context.Context, name string) (*image.InspectResponse, error)
+	ImageHistory(ctx context.Context, name string) ([]image.HistoryResponseItem, error)
+	// ImageTag tags source as repo:tag; repo may be normalised
+	// (docker.io/library/x) and is stored in its familiar form.
+	ImageTag(ctx context.Context, source, repo, tag string) error
+	ImageDelete(ctx context.Context, name string, force, noPrune bool) ([]image.DeleteResponse, error)
+	ImageLoad(ctx context.Context, r io.Reader, quiet bool, out Progress) error
+	ImageSave(ctx context.Context, names []string, w io.Writer) error
+	ImageImport(ctx context.Context, r io.Reader, repo, tag, message string, changes []string, out Progress) error
+	ImagePrune(ctx context.Context, filters Filters) (*image.PruneReport, error)
+	// ImagePull serves POST /images/create?fromImage=; it may answer
+	// errdefs.NotImplemented until the registry client lands.
+	ImagePull(ctx context.Context, ref, tag, platform string, authHeader string, out Progress) error
+	Commit(ctx context.Context, container, repo, tag, author, comment string, changes []string, pause bool) (string, error)
+}
+
+// SystemBackend serves /info, /version, /events and /system/df.
+type SystemBackend interface {
+	Info(ctx context.Context) (*system.Info, error)
+	Version(ctx context.Context) (*system.VersionResponse, error)
+	// Events returns past events in [since, until] and, when until is
+	// zero or in the future, a channel of new ones closed when ctx ends.
+	Events(ctx context.Context, since, until time.Time, filters Filters) ([]events.Message, <-chan events.Message, error)
+	DiskUsage(ctx context.Context) (*system.DiskUsage, error)
+}
+
+// Backend is everything the Engine API server needs from the daemon.
+type Backend interface {
+	ContainerBackend
+	ImageBackend
+	SystemBackend
+}
