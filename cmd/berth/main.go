@@ -12,13 +12,21 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"berth/internal/initproc"
 )
 
 func main() {
 	// 1. Re-exec'd as a container's init or exec child: never returns.
 	maybeContainerInit()
 
-	// 2. Invoked as "berth-runtime": behave exactly like a runc-compatible CLI.
+	// 2. Bind-mounted into a container as /sbin/berth-init (--init): be its
+	// pid 1, reaping zombies and forwarding signals.
+	if filepath.Base(os.Args[0]) == "berth-init" {
+		os.Exit(initproc.Main(os.Args[1:]))
+	}
+
+	// 3. Invoked as "berth-runtime": behave exactly like a runc-compatible CLI.
 	if filepath.Base(os.Args[0]) == "berth-runtime" {
 		os.Exit(runtimeMain(os.Args[1:]))
 	}

@@ -1,37 +1,27 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/spf13/cobra"
+
+	"berth/internal/cli"
+	"berth/internal/nsinit"
+	"berth/internal/runtimecli"
 )
 
 // maybeContainerInit hands control to the container init / exec child when
-// this process was re-exec'd for that purpose. (runtime helper: call
-// nsinit here.)
-func maybeContainerInit() {}
+// this process was re-exec'd for that purpose (never returns then).
+func maybeContainerInit() { nsinit.Init() }
 
 // runtimeMain runs the runc-compatible CLI when invoked as berth-runtime.
-// (runtime helper: call runtimecli.Main here.)
-func runtimeMain(args []string) int {
-	fmt.Fprintln(os.Stderr, "berth-runtime: not wired yet")
-	return 1
-}
+func runtimeMain(args []string) int { return runtimecli.Main(args) }
 
 // addCommands registers every subcommand. Each line belongs to one package.
 func addCommands(root *cobra.Command) {
-	// client verbs (internal/cli): cli.AddCommands(root)
-	// daemon (cmd/berth/daemon.go): root.AddCommand(daemonCommand())
-	// runtime (internal/runtimecli): root.AddCommand(runtimecli.NewCommand())
+	cli.AddCommands(root) // client verbs (internal/cli)
+	root.AddCommand(daemonCommand(), keeperCommand())
+	root.AddCommand(runtimecli.NewCommand()) // runtime (internal/runtimecli)
 }
 
-// execute runs the root command and returns the process exit code.
-// (cli helper: replace with cli.Execute(root) that maps errors to docker's exit codes.)
-func execute(root *cobra.Command) int {
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "berth:", err)
-		return 1
-	}
-	return 0
-}
+// execute runs the root command and returns the process exit code, mapping
+// errors to docker's exit codes (internal/cli).
+func execute(root *cobra.Command) int { return cli.Execute(root) }

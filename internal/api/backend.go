@@ -29,6 +29,13 @@ type Streams struct {
 // resolved the container or exec and knows whether it has a terminal. For
 // hijacked requests this is when the API layer answers 101; it must happen
 // before the process starts (docker run sends start only after the 101).
+// The client may send start the moment GetStreams returns, so the backend
+// must already have registered the attachment by then (or make start wait
+// for it), or the first output is lost.
+//
+// Stdin returns io.EOF on the client's CloseWrite; output keeps flowing. The
+// ctx of ContainerAttach/ExecStart is not cancelled by that EOF, only by
+// server shutdown; a client that went away shows as a write error.
 type GetStreams func(tty bool) (Streams, error)
 
 // AttachOptions are the query parameters of POST /containers/{id}/attach.
@@ -104,8 +111,13 @@ type ContainerBackend interface {
 	ContainerStop(ctx context.Context, name string, signal string, timeout *int) error
 	ContainerRestart(ctx context.Context, name string, signal string, timeout *int) error
 	ContainerKill(ctx context.Context, name string, signal string) error
-	// ContainerWait returns once the container is in the state the
-	// condition names; the API layer flushes headers before calling it.
+	// ContainerWait resolves the container and registers the waiter, and
+	// must return promptly: its error (e.g. NotFound) becomes the response
+	// status. The channel yields once the container is in the state the
+	// condition names. The API layer flushes the 200 headers as soon as
+	// ContainerWait returns (after 200ms at the latest, so a slow backend
+	// cannot deadlock docker run) and writes the value as the body; ctx
+	// ends when the client goes away (run -d drops the wait).
 	ContainerWait(ctx context.Context, name string, condition container.WaitCondition) (<-chan container.WaitResponse, error)
 	ContainerAttach(ctx context.Context, name string, opts AttachOptions) error
 	ContainerLogs(ctx context.Context, name string, opts LogsOptions) error

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/moby/moby/api/types/container"
+
+	"berth/internal/errdefs"
+)
+
+func (s *Server) execCreate(w http.ResponseWriter, r *http.Request, p params) error {
+	var req container.ExecCreateRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if len(req.Cmd) == 0 {
+		return errdefs.InvalidParameter(errors.New("no exec command specified"))
+	}
+	id, err := s.backend.ExecCreate(r.Context(), p["name"], &req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, container.ExecCreateResponse{ID: id})
+}
+
+func (s *Server) execStart(w http.ResponseWriter, r *http.Request, p params) error {
+	var req container.ExecStartRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	opts := ExecStartOptions{Detach: req.Detach, Tty: req.Tty, ConsoleSize: req.ConsoleSize}
+	if req.Detach {
+		opts.GetStreams = func(bool) (Streams, error) {
+			return Streams{Stdout: discard{}, Stderr: discard{}}, nil
+		}
+		// A detached exec outlives this request.
+		if err := s.backend.ExecStart(context.WithoutCancel(r.Context()), p["id"], opts); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	h := s.newHijacker(w, r, true)
+	defer h.close()
+	opts.GetStreams = h.getStreams
+	ctx, cancel := h.context()
+	defer cancel()
+	err := s.backend.ExecStart(ctx, p["id"], opts)
+	if err != nil && h.started() {
+		// As dockerd: the error text goes to the client's stdout, e.g.
+		// "OCI runtime exec failed: ... executable file not found".
+		fmt.Fprintf(h.stdout, "%s\r\n", err.Error())
+		s.log.Debug("exec ended with error", "exec", p["id"], "err", err)
+		return nil
+	}
+	return err
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func (s *Server) execInspect(w http.ResponseWriter, r *http.Request, p params) error {
+	e, err := s.backend.ExecInspect(r.Context(), p["id"])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) execResize(w http.ResponseWriter, r *http.Request, p params) error {
+	hgt, err := uintValue(r, "h")
+	if err != nil {
+		return err
+	}
+	wid, err := uintValue(r, "w")
+	if err != nil {
+		return err
+	}
+	if err := s.backend.ExecResize(r.Context(), p["id"], hgt, wid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}

@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	digest "github.com/opencontainers/go-digest"
+
+	"berth/internal/keeper"
+)
+
+// Container is the daemon's record of one container. The exported fields are
+// persisted (JSON in bbolt); the rest lives in memory only.
+type Container struct {
+	ID           string
+	Name         string // with the leading "/"
+	Created      time.Time
+	Path         string
+	Args         []string
+	Config       *container.Config
+	HostConfig   *container.HostConfig
+	Image        string // as the user typed it
+	ImageID      digest.Digest
+	State        State
+	RestartCount int
+	LogPath      string
+	BundleDir    string
+	// ManualStop is set by stop/kill through the API: restart policies
+	// (unless-stopped, always at daemon start) honour it.
+	ManualStop bool
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced at every state change
+	exits    int           // incremented at every exit (for wait next-exit)
+	removed  bool
+	pending  []*pendingAttach
+	execs    map[string]*execConfig
+	starting bool
+}
+
+// State mirrors the Engine API's container state.
+type State struct {
+	Status     container.ContainerState // created, running, paused, restarting, exited, dead, removing
+	Pid        int
+	ExitCode   int
+	Error      string
+	OOMKilled  bool
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Health     *container.Health `json:",omitempty"`
+}
+
+// Running reports whether the container has a live process.
+func (s State) Running() bool {
+	return s.Status == container.StateRunning || s.Status == container.StatePaused || s.Status == container.StateRestarting
+}
+
+// notify wakes everybody waiting on a state change; c.mu must be held.
+func (c *Container) notify() {
+	if c.changed != nil {
+		close(c.changed)
+	}
+	c.changed = make(chan struct{})
+}
+
+// wait returns a channel closed at the next state change; c.mu must be held.
+func (c *Container) waitChan() <-chan struct{} {
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.changed
+}
+
+// pendingAttach is an attach request that arrived before the container
+// started: start hands it its keeper stream before the process execs.
+type pendingAttach struct {
+	stdin, stdout, stderr bool
+	ready                 chan *keeper.Stream
+}

@@ -1,0 +1,285 @@
+// Package daemon is berth's engine: it owns the image store and the
+// containers, and implements the Engine API backend (internal/api.Backend).
+// It holds no HTTP code.
+//
+// Data root (default /var/lib/berth):
+//
+//	metadata.db                 bbolt: images/refs/snapshots (internal/image), containers (here)
+//	content/blobs/sha256/<hex>  image blobs (internal/content)
+//	snapshots/<chainid>/        unpacked layers (internal/snapshot)
+//	containers/<id>/
+//	    rw/{upper,work}         the container's writable layer (internal/image)
+//	    container-json.log[.N]  json-file logs, written by the keeper
+//	    hostname hosts resolv.conf
+//
+// Exec root (default /run/berth):
+//
+//	keeper.sock keeper.pid keeper.log   the keeper process (internal/keeper)
+//	runtime/<id>/state.json             OCI runtime state (internal/runtime)
+//	bundles/<id>/{config.json,rootfs/}  OCI bundle; rootfs is the overlay mount
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"go.etcd.io/bbolt"
+
+	"berth/internal/errdefs"
+	"berth/internal/image"
+	"berth/internal/keeper"
+	"berth/internal/runtime"
+)
+
+// Config is how the daemon is set up.
+type Config struct {
+	DataRoot string // /var/lib/berth
+	ExecRoot string // /run/berth
+	// Exe is the berth binary: the keeper and container inits run it.
+	Exe    string
+	Logger *slog.Logger
+	// Version strings reported by /version.
+	Version, APIVersion, MinAPIVersion string
+}
+
+// Daemon is the engine.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *bbolt.DB
+	images *image.Store
+	rt     *runtime.Runtime
+	keeper *keeper.Client
+	events *eventLog
+
+	mu         sync.Mutex
+	containers map[string]*Container // by ID
+	names      map[string]string     // "/name" -> ID
+
+	execs sync.Map // exec ID -> *execConfig
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var containersBucket = []byte("containers")
+
+// New opens the stores, connects to (or starts) the keeper, and reconciles
+// containers with what the keeper still holds.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for _, d := range []string{cfg.DataRoot, filepath.Join(cfg.DataRoot, "containers"), cfg.ExecRoot, filepath.Join(cfg.ExecRoot, "bundles")} {
+		if err := os.MkdirAll(d, 0o710); err != nil {
+			return nil, err
+		}
+	}
+	db, err := bbolt.Open(filepath.Join(cfg.DataRoot, "metadata.db"), 0o600, &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("open metadata db (is another daemon using %s?): %w", cfg.DataRoot, err)
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, db: db, containers: map[string]*Container{}, names: map[string]string{}, events: newEventLog()}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if d.images, err = image.Open(cfg.DataRoot, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open image store: %w", err)
+	}
+	if d.rt, err = runtime.New(filepath.Join(cfg.ExecRoot, "runtime")); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := d.loadContainers(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	sock := filepath.Join(cfg.ExecRoot, "keeper.sock")
+	d.keeper, err = keeper.Dial(d.ctx, sock, func() error {
+		os.Remove(sock)
+		return keeper.StartProcess(cfg.Exe, []string{"--exec-root", cfg.ExecRoot}, filepath.Join(cfg.ExecRoot, "keeper.log"))
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	evs, err := d.keeper.Events(d.ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	snap := <-evs
+	d.reconcile(snap)
+	d.wg.Add(1)
+	go d.keeperEvents(evs)
+	d.applyRestartPolicies()
+	return d, nil
+}
+
+// Close stops the daemon; running containers stay with the keeper.
+func (d *Daemon) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	return d.db.Close()
+}
+
+func (d *Daemon) loadContainers() error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(containersBucket)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			c := &Container{}
+			if err := json.Unmarshal(v, c); err != nil {
+				d.log.Warn("skipping corrupt container record", "id", string(k), "err", err)
+				return nil
+			}
+			if c.State.Status == container.StateRemoving {
+				// half-removed before a crash: finish it after start-up
+				c.State.Status = container.StateDead
+			}
+			c.execs = map[string]*execConfig{}
+			d.containers[c.ID] = c
+			d.names[c.Name] = c.ID
+			return nil
+		})
+	})
+}
+
+// save persists c; c.mu must be held by the caller.
+func (d *Daemon) save(c *Container) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists(containersBucket)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(c.ID), b)
+	})
+}
+
+// reconcile aligns persisted containers with the keeper's snapshot after a
+// (re)start of the daemon.
+func (d *Daemon) reconcile(snap keeper.Event) {
+	held := map[string]keeper.State{}
+	for _, s := range snap.Containers {
+		held[s.ID] = s
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.containers {
+		c.mu.Lock()
+		s, ok := held[c.ID]
+		switch {
+		case ok && s.Running:
+			if c.State.Status != container.StatePaused {
+				c.State.Status = container.StateRunning
+			}
+			c.State.Pid = s.Pid
+		case ok:
+			// exited while the daemon was away
+			c.State.Status, c.State.ExitCode, c.State.Pid, c.State.FinishedAt = container.StateExited, s.ExitCode, 0, s.ExitedAt
+			go d.cleanupAfterExit(c, true)
+		case c.State.Running():
+			// the keeper lost it (keeper restarted): it is gone
+			c.State.Status, c.State.ExitCode, c.State.Pid, c.State.FinishedAt = container.StateExited, 255, 0, time.Now()
+			c.State.Error = "container lost: the keeper process restarted"
+			go d.cleanupAfterExit(c, false)
+		}
+		d.save(c)
+		c.mu.Unlock()
+	}
+	for id := range held {
+		if _, ok := d.containers[id]; !ok {
+			d.log.Warn("keeper holds an unknown container, removing it", "id", id)
+			go d.keeper.Delete(context.Background(), id, true)
+		}
+	}
+}
+
+func (d *Daemon) keeperEvents(evs <-chan keeper.Event) {
+	defer d.wg.Done()
+	for e := range evs {
+		switch e.Type {
+		case "exit":
+			d.handleExit(e)
+		case "exec-exit":
+			d.handleExecExit(e)
+		}
+	}
+	if d.ctx.Err() == nil {
+		d.log.Error("lost the connection to the keeper")
+	}
+}
+
+// newID returns a random 64-hex container ID whose 12-char prefix is unique.
+func (d *Daemon) newID() string {
+	for {
+		var b [32]byte
+		rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		if _, err := d.lookup(id[:12]); errdefs.IsNotFound(err) {
+			return id
+		}
+	}
+}
+
+// Get resolves a container by name, full ID or unique ID prefix.
+func (d *Daemon) Get(name string) (*Container, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lookup(name)
+}
+
+func (d *Daemon) lookup(name string) (*Container, error) {
+	if name == "" {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("empty container name"))
+	}
+	if c, ok := d.containers[name]; ok {
+		return c, nil
+	}
+	if id, ok := d.names["/"+strings.TrimPrefix(name, "/")]; ok {
+		return d.containers[id], nil
+	}
+	var found *Container
+	for id, c := range d.containers {
+		if strings.HasPrefix(id, name) {
+			if found != nil {
+				return nil, errdefs.InvalidParameter(fmt.Errorf("multiple IDs found with provided prefix: %s", name))
+			}
+			found = c
+		}
+	}
+	if found == nil {
+		return nil, errdefs.NotFound(fmt.Errorf("No such container: %s", name))
+	}
+	return found, nil
+}
+
+func (d *Daemon) containerDir(id string) string {
+	return filepath.Join(d.cfg.DataRoot, "containers", id)
+}
+func (d *Daemon) bundleDir(id string) string { return filepath.Join(d.cfg.ExecRoot, "bundles", id) }
+
+func (d *Daemon) deleteRecord(id string) error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		if b := tx.Bucket(containersBucket); b != nil {
+			return b.Delete([]byte(id))
+		}
+		return nil
+	})
+}

@@ -1,0 +1,709 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"golang.org/x/sys/unix"
+
+	"berth/internal/errdefs"
+	"berth/internal/jsonlog"
+	"berth/internal/keeper"
+	"berth/internal/specgen"
+)
+
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// ContainerCreate records a new container on an image; nothing runs yet.
+func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *container.CreateRequest) (container.CreateResponse, error) {
+	if req == nil || req.Config == nil {
+		return container.CreateResponse{}, errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
+	}
+	if req.Config.Image == "" {
+		return container.CreateResponse{}, errdefs.InvalidParameter(errors.New("no image specified"))
+	}
+	hc := req.HostConfig
+	if hc == nil {
+		hc = &container.HostConfig{}
+	}
+	if err := validateHostConfig(hc); err != nil {
+		return container.CreateResponse{}, err
+	}
+	if name != "" && !validName.MatchString(name) {
+		return container.CreateResponse{}, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name))
+	}
+	img, err := d.images.Resolve(req.Config.Image)
+	if err != nil {
+		return container.CreateResponse{}, err
+	}
+	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
+		hc.NetworkMode = "bridge"
+	}
+	if hc.RestartPolicy.Name == "" {
+		hc.RestartPolicy.Name = container.RestartPolicyDisabled
+	}
+	if hc.LogConfig.Type == "" {
+		hc.LogConfig.Type = "json-file"
+	}
+	cfg := *req.Config
+	cfg.Image = req.Config.Image
+
+	d.mu.Lock()
+	id := d.newID()
+	if name == "" {
+		name = d.generateName()
+	}
+	name = "/" + strings.TrimPrefix(name, "/")
+	if other, ok := d.names[name]; ok {
+		d.mu.Unlock()
+		return container.CreateResponse{}, errdefs.Conflict(fmt.Errorf("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", name, other))
+	}
+	c := &Container{
+		ID: id, Name: name, Created: time.Now().UTC(), Config: &cfg, HostConfig: hc,
+		Image: req.Config.Image, ImageID: img.ID,
+		State:     State{Status: container.StateCreated},
+		LogPath:   filepath.Join(d.containerDir(id), id+"-json.log"),
+		BundleDir: d.bundleDir(id),
+		execs:     map[string]*execConfig{},
+	}
+	c.Path, c.Args = processArgs(&cfg, img.Config.Config.Entrypoint, img.Config.Config.Cmd)
+	d.names[name] = id
+	d.containers[id] = c
+	d.mu.Unlock()
+
+	fail := func(err error) (container.CreateResponse, error) {
+		d.mu.Lock()
+		delete(d.names, name)
+		delete(d.containers, id)
+		d.mu.Unlock()
+		d.images.RemoveRootfs(id)
+		os.RemoveAll(d.containerDir(id))
+		return container.CreateResponse{}, err
+	}
+	if err := os.MkdirAll(d.containerDir(id), 0o710); err != nil {
+		return fail(err)
+	}
+	if err := d.images.PrepareRootfs(id, img); err != nil {
+		return fail(err)
+	}
+	c.mu.Lock()
+	err = d.save(c)
+	c.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	d.emit(c, events.ActionCreate, nil)
+	return container.CreateResponse{ID: id, Warnings: []string{}}, nil
+}
+
+// processArgs merges entrypoint and cmd the way docker does.
+func processArgs(cfg *container.Config, imgEntrypoint, imgCmd []string) (string, []string) {
+	entry, cmd := []string(cfg.Entrypoint), []string(cfg.Cmd)
+	if entry == nil {
+		entry = imgEntrypoint
+		if len(cmd) == 0 {
+			cmd = imgCmd
+		}
+	}
+	all := append(append([]string{}, entry...), cmd...)
+	if len(all) == 0 {
+		return "", []string{}
+	}
+	return all[0], all[1:]
+}
+
+func validateHostConfig(hc *container.HostConfig) error {
+	switch hc.RestartPolicy.Name {
+	case "", container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		if hc.RestartPolicy.MaximumRetryCount != 0 {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: maximum retry count can only be used with 'on-failure'"))
+		}
+	case container.RestartPolicyOnFailure:
+		if hc.RestartPolicy.MaximumRetryCount < 0 {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: maximum retry count cannot be negative"))
+		}
+	default:
+		return errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", hc.RestartPolicy.Name))
+	}
+	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled {
+		return errdefs.InvalidParameter(errors.New("can't create 'AutoRemove' container with restart policy"))
+	}
+	if hc.Memory > 0 && hc.Memory < 6<<20 {
+		return errdefs.InvalidParameter(errors.New("Minimum memory limit allowed is 6MB"))
+	}
+	if hc.MemorySwap > 0 && hc.Memory > 0 && hc.MemorySwap < hc.Memory {
+		return errdefs.InvalidParameter(errors.New("Minimum memoryswap limit should be larger than memory limit, see usage"))
+	}
+	switch hc.NetworkMode {
+	case "", "default", "bridge", "none", "host":
+	default:
+		if !strings.HasPrefix(string(hc.NetworkMode), "container:") {
+			// user-defined networks come with the networking issue
+		}
+	}
+	return nil
+}
+
+// ContainerStart starts a created or exited container.
+func (d *Daemon) ContainerStart(ctx context.Context, name string) error {
+	c, err := d.Get(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.State.Running() || c.starting {
+		c.mu.Unlock()
+		return errdefs.NotModified(fmt.Errorf("container %s is already running", name))
+	}
+	if c.removed || c.State.Status == container.StateRemoving {
+		c.mu.Unlock()
+		return errdefs.Conflict(fmt.Errorf("container %s is marked for removal and cannot be started", name))
+	}
+	c.starting = true
+	c.ManualStop = false
+	c.mu.Unlock()
+	err = d.start(c)
+	c.mu.Lock()
+	c.starting = false
+	c.mu.Unlock()
+	return err
+}
+
+// start mounts the root filesystem, writes the OCI bundle and has the keeper
+// run it. Pending attachers get their streams before the process execs.
+func (d *Daemon) start(c *Container) (retErr error) {
+	img, err := d.images.Resolve(c.ImageID.String())
+	if err != nil {
+		return fmt.Errorf("image of container %s: %w", c.ID[:12], err)
+	}
+	bundle := c.BundleDir
+	rootfs := filepath.Join(bundle, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return err
+	}
+	if err := d.images.MountRootfs(c.ID, img, rootfs); err != nil {
+		return fmt.Errorf("mount root filesystem: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			d.images.UnmountRootfs(rootfs)
+			c.mu.Lock()
+			c.State.Error = retErr.Error()
+			if c.State.Status == container.StateCreated || c.State.Status == container.StateExited {
+				c.State.ExitCode = exitCodeForStartError(retErr)
+				if c.State.Status == container.StateExited {
+					c.State.FinishedAt = time.Now().UTC()
+				}
+			}
+			d.save(c)
+			c.mu.Unlock()
+		}
+	}()
+	files, err := d.writeEtcFiles(c)
+	if err != nil {
+		return err
+	}
+	spec, err := specgen.Build(specgen.Input{
+		ID: c.ID, Config: c.Config, HostConfig: c.HostConfig, Image: &img.Config.Config,
+		Rootfs: rootfs, HostnamePath: files.hostname, HostsPath: files.hosts, ResolvConfPath: files.resolv,
+		InitPath: d.cfg.Exe,
+	})
+	if err != nil {
+		return err
+	}
+	spec.Root.Path = rootfs
+	if err := makeWorkdir(rootfs, spec.Process.Cwd, spec.Process.User.UID, spec.Process.User.GID); err != nil {
+		return err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
+		return err
+	}
+	logSize, logFiles := logLimits(c.HostConfig.LogConfig.Config)
+	pid, err := d.keeper.Create(d.ctx, keeper.CreateRequest{
+		ID: c.ID, Bundle: bundle, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
+		LogPath: c.LogPath, LogMaxSize: logSize, LogMaxFiles: logFiles,
+	})
+	if err != nil {
+		return startError(err)
+	}
+	// Hand the attachers that were waiting for this start their streams.
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, p := range pending {
+		s, err := d.keeper.Attach(d.ctx, c.ID, p.stdin, p.stdout, p.stderr)
+		if err != nil {
+			d.log.Warn("attach at start", "id", c.ID, "err", err)
+		}
+		p.ready <- s
+	}
+	if err := d.keeper.Start(d.ctx, c.ID); err != nil {
+		d.keeper.Delete(context.Background(), c.ID, true)
+		return startError(err)
+	}
+	c.mu.Lock()
+	c.State = State{Status: container.StateRunning, Pid: pid, StartedAt: time.Now().UTC(), Health: c.State.Health}
+	d.save(c)
+	c.notify()
+	c.mu.Unlock()
+	d.emit(c, events.ActionStart, nil)
+	return nil
+}
+
+// startError classifies a runtime failure to start: docker answers 400 and
+// the CLI maps "not found" / "permission denied" messages to 127 / 126.
+func startError(err error) error {
+	if errdefs.ClassOf(err) != errdefs.Unknown {
+		return err
+	}
+	return errdefs.InvalidParameter(fmt.Errorf("failed to create task for container: %w", err))
+}
+
+func exitCodeForStartError(err error) int {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		return 127
+	case strings.Contains(msg, "permission denied"):
+		return 126
+	}
+	return 128
+}
+
+func logLimits(opts map[string]string) (int64, int) {
+	size, files := int64(jsonlog.DefaultMaxSize), jsonlog.DefaultMaxFiles
+	if v, ok := opts["max-size"]; ok {
+		if n, err := parseSize(v); err == nil {
+			size = n
+		}
+	}
+	if v, ok := opts["max-file"]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			files = n
+		}
+	}
+	return size, files
+}
+
+// handleExit records an exit reported by the keeper, cleans up, and applies
+// the restart policy or auto-removal.
+func (d *Daemon) handleExit(e keeper.Event) {
+	c, err := d.Get(e.ID)
+	if err != nil {
+		d.keeper.Delete(context.Background(), e.ID, true)
+		return
+	}
+	c.mu.Lock()
+	c.State.Status = container.StateExited
+	c.State.ExitCode = e.ExitCode
+	c.State.Pid = 0
+	c.State.FinishedAt = e.ExitedAt.UTC()
+	c.State.OOMKilled = e.OOMKilled
+	c.exits++
+	d.save(c)
+	c.mu.Unlock()
+	d.emit(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(e.ExitCode)})
+	d.cleanupAfterExit(c, true)
+}
+
+// cleanupAfterExit releases the runtime state and the rootfs mount, wakes
+// waiters, then restarts or removes the container as configured.
+func (d *Daemon) cleanupAfterExit(c *Container, keeperHeld bool) {
+	if keeperHeld {
+		if err := d.keeper.Delete(context.Background(), c.ID, true); err != nil && !errdefs.IsNotFound(err) {
+			d.log.Warn("keeper delete", "id", c.ID, "err", err)
+		}
+	}
+	d.rt.Delete(c.ID, true)
+	if err := d.images.UnmountRootfs(filepath.Join(c.BundleDir, "rootfs")); err != nil {
+		d.log.Warn("unmount rootfs", "id", c.ID, "err", err)
+	}
+	c.mu.Lock()
+	c.notify()
+	manual, policy, code, restarts := c.ManualStop, c.HostConfig.RestartPolicy, c.State.ExitCode, c.RestartCount
+	auto := c.HostConfig.AutoRemove
+	c.mu.Unlock()
+	if auto {
+		if err := d.remove(c, false); err != nil {
+			d.log.Warn("auto-remove", "id", c.ID, "err", err)
+		}
+		return
+	}
+	if shouldRestart(policy, manual, code, restarts) {
+		d.scheduleRestart(c, restarts)
+	}
+}
+
+func shouldRestart(p container.RestartPolicy, manual bool, code, restarts int) bool {
+	if manual {
+		return false
+	}
+	switch p.Name {
+	case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		return true
+	case container.RestartPolicyOnFailure:
+		return code != 0 && (p.MaximumRetryCount == 0 || restarts < p.MaximumRetryCount)
+	}
+	return false
+}
+
+func (d *Daemon) scheduleRestart(c *Container, restarts int) {
+	delay := 100 * time.Millisecond << min(restarts, 10)
+	if delay > time.Minute {
+		delay = time.Minute
+	}
+	c.mu.Lock()
+	c.State.Status = container.StateRestarting
+	c.notify()
+	c.mu.Unlock()
+	time.AfterFunc(delay, func() {
+		c.mu.Lock()
+		if c.removed || c.ManualStop || c.State.Status != container.StateRestarting {
+			c.mu.Unlock()
+			return
+		}
+		c.RestartCount++
+		c.starting = true
+		c.mu.Unlock()
+		err := d.start(c)
+		c.mu.Lock()
+		c.starting = false
+		if err != nil {
+			c.State.Status = container.StateExited
+			c.notify()
+		}
+		c.mu.Unlock()
+		if err != nil {
+			d.log.Warn("restart failed", "id", c.ID, "err", err)
+		} else {
+			d.emit(c, events.ActionRestart, nil)
+		}
+	})
+}
+
+// applyRestartPolicies starts, at daemon start-up, the stopped containers
+// whose policy asks for it (docker's "always" and "unless-stopped").
+func (d *Daemon) applyRestartPolicies() {
+	d.mu.Lock()
+	var todo []*Container
+	for _, c := range d.containers {
+		c.mu.Lock()
+		p := c.HostConfig.RestartPolicy.Name
+		if !c.State.Running() && !c.ManualStop && c.State.Status == container.StateExited &&
+			(p == container.RestartPolicyAlways || p == container.RestartPolicyUnlessStopped) {
+			todo = append(todo, c)
+		}
+		c.mu.Unlock()
+	}
+	d.mu.Unlock()
+	for _, c := range todo {
+		go func() {
+			if err := d.ContainerStart(d.ctx, c.ID); err != nil && !errdefs.IsNotModified(err) {
+				d.log.Warn("restart policy at start-up", "id", c.ID, "err", err)
+			}
+		}()
+	}
+}
+
+// ContainerStop sends the stop signal, then SIGKILL after the timeout.
+func (d *Daemon) ContainerStop(ctx context.Context, name, signal string, timeout *int) error {
+	c, err := d.Get(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if !c.State.Running() {
+		c.mu.Unlock()
+		return errdefs.NotModified(fmt.Errorf("container %s is already stopped", name))
+	}
+	c.ManualStop = true
+	d.save(c)
+	c.mu.Unlock()
+	return d.stop(ctx, c, signal, timeout)
+}
+
+func (d *Daemon) stop(ctx context.Context, c *Container, signal string, timeout *int) error {
+	c.mu.Lock()
+	if signal == "" {
+		signal = c.Config.StopSignal
+	}
+	t := 10
+	if c.Config.StopTimeout != nil {
+		t = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		t = *timeout
+	}
+	if c.State.Status == container.StatePaused {
+		d.rt.Resume(c.ID)
+		c.State.Status = container.StateRunning
+	}
+	exits := c.exits
+	c.mu.Unlock()
+	sig := unix.SIGTERM
+	if signal != "" {
+		s, err := parseSignal(signal)
+		if err != nil {
+			return err
+		}
+		sig = s
+	}
+	d.emit(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
+	if err := d.keeper.Kill(ctx, c.ID, int(sig), false); err != nil && !errdefs.IsConflict(err) {
+		return err
+	}
+	if t < 0 {
+		return d.waitExit(ctx, c, exits, 0)
+	}
+	if err := d.waitExit(ctx, c, exits, time.Duration(t)*time.Second); err == nil {
+		return nil
+	}
+	d.emit(c, events.ActionKill, map[string]string{"signal": "9"})
+	if err := d.keeper.Kill(ctx, c.ID, int(unix.SIGKILL), true); err != nil && !errdefs.IsConflict(err) {
+		return err
+	}
+	return d.waitExit(ctx, c, exits, 0)
+}
+
+// waitExit waits until c has exited more than exits times (0 = no limit).
+func (d *Daemon) waitExit(ctx context.Context, c *Container, exits int, limit time.Duration) error {
+	var timer <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		timer = t.C
+	}
+	for {
+		c.mu.Lock()
+		done := c.exits > exits || (!c.State.Running() && c.State.Status != container.StateRestarting)
+		ch := c.waitChan()
+		c.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timer:
+			return errors.New("timeout")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ContainerRestart stops (if running) and starts the container.
+func (d *Daemon) ContainerRestart(ctx context.Context, name, signal string, timeout *int) error {
+	c, err := d.Get(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running := c.State.Running()
+	c.ManualStop = true
+	c.mu.Unlock()
+	if running {
+		if err := d.stop(ctx, c, signal, timeout); err != nil {
+			return err
+		}
+		// let the exit handler finish its cleanup before starting again
+		d.waitCleanup(c)
+	}
+	if err := d.ContainerStart(ctx, name); err != nil && !errdefs.IsNotModified(err) {
+		return err
+	}
+	d.emit(c, events.ActionRestart, nil)
+	return nil
+}
+
+func (d *Daemon) waitCleanup(c *Container) {
+	for i := 0; i < 500; i++ {
+		if !isMounted(filepath.Join(c.BundleDir, "rootfs")) {
+			if _, err := d.rt.State(c.ID); err != nil {
+				return
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// ContainerKill signals the container's main process.
+func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
+	c, err := d.Get(name)
+	if err != nil {
+		return err
+	}
+	sig := unix.SIGKILL
+	if signal != "" {
+		if sig, err = parseSignal(signal); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	if !c.State.Running() {
+		c.mu.Unlock()
+		return errdefs.Conflict(fmt.Errorf("Cannot kill container: %s: Container %s is not running", name, c.ID))
+	}
+	if sig == unix.SIGKILL || sig == unix.SIGTERM || sig == unix.SIGINT {
+		c.ManualStop = true
+		d.save(c)
+	}
+	c.mu.Unlock()
+	d.emit(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
+	return d.keeper.Kill(ctx, c.ID, int(sig), false)
+}
+
+func parseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, errdefs.InvalidParameter(fmt.Errorf("Invalid signal: %s", s))
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	if strings.HasPrefix(name, "SIGRTMIN") || strings.HasPrefix(name, "SIGRTMAX") {
+		base, off := 34, 0
+		rest := strings.TrimPrefix(strings.TrimPrefix(name, "SIGRTMIN"), "SIGRTMAX")
+		if strings.HasPrefix(name, "SIGRTMAX") {
+			base = 64
+		}
+		if rest != "" {
+			n, err := strconv.Atoi(rest)
+			if err != nil {
+				return 0, errdefs.InvalidParameter(fmt.Errorf("Invalid signal: %s", s))
+			}
+			off = n
+		}
+		return unix.Signal(base + off), nil
+	}
+	return 0, errdefs.InvalidParameter(fmt.Errorf("Invalid signal: %s", s))
+}
+
+// ContainerWait returns a channel that delivers the exit status once the
+// condition holds: "not-running" (default), "next-exit" or "removed".
+func (d *Daemon) ContainerWait(ctx context.Context, name string, cond container.WaitCondition) (<-chan container.WaitResponse, error) {
+	c, err := d.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	exits := c.exits
+	c.mu.Unlock()
+	out := make(chan container.WaitResponse, 1)
+	go func() {
+		defer close(out)
+		for {
+			c.mu.Lock()
+			var done bool
+			switch cond {
+			case container.WaitConditionNextExit:
+				done = c.exits > exits || c.removed
+			case container.WaitConditionRemoved:
+				done = c.removed
+			default:
+				done = !c.State.Running() && !c.starting
+			}
+			resp := container.WaitResponse{StatusCode: int64(c.State.ExitCode)}
+			if c.State.Error != "" && c.exits == exits && !c.State.Running() && cond != container.WaitConditionRemoved {
+				resp.Error = &container.WaitExitError{Message: c.State.Error}
+			}
+			ch := c.waitChan()
+			c.mu.Unlock()
+			if done {
+				if resp.Error != nil && resp.Error.Message == "" {
+					resp.Error = nil
+				}
+				if cond == container.WaitConditionRemoved || cond == container.WaitConditionNextExit {
+					resp.Error = nil
+				}
+				out <- resp
+				return
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// ContainerRemove deletes a container, its writable layer and its logs.
+func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, removeVolumes bool) error {
+	c, err := d.Get(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running := c.State.Running() || c.starting
+	c.mu.Unlock()
+	if running {
+		if !force {
+			return errdefs.Conflict(fmt.Errorf("You cannot remove a running container %s. Stop the container before attempting removal or force remove", c.ID))
+		}
+		c.mu.Lock()
+		c.ManualStop = true
+		exits := c.exits
+		c.mu.Unlock()
+		d.keeper.Kill(ctx, c.ID, int(unix.SIGKILL), true)
+		d.waitExit(ctx, c, exits, 10*time.Second)
+		d.waitCleanup(c)
+	}
+	return d.remove(c, force)
+}
+
+func (d *Daemon) remove(c *Container, force bool) error {
+	c.mu.Lock()
+	if c.removed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.State.Status = container.StateRemoving
+	d.save(c)
+	c.mu.Unlock()
+	d.keeper.Delete(context.Background(), c.ID, true)
+	d.rt.Delete(c.ID, true)
+	rootfs := filepath.Join(c.BundleDir, "rootfs")
+	if err := d.images.UnmountRootfs(rootfs); err != nil && isMounted(rootfs) {
+		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
+	}
+	if err := d.images.RemoveRootfs(c.ID); err != nil {
+		return fmt.Errorf("remove container %s layer: %w", c.ID[:12], err)
+	}
+	os.RemoveAll(c.BundleDir)
+	os.RemoveAll(d.containerDir(c.ID))
+	d.deleteRecord(c.ID)
+	d.mu.Lock()
+	delete(d.containers, c.ID)
+	if d.names[c.Name] == c.ID {
+		delete(d.names, c.Name)
+	}
+	d.mu.Unlock()
+	c.mu.Lock()
+	c.removed = true
+	c.notify()
+	c.mu.Unlock()
+	d.emit(c, events.ActionDestroy, nil)
+	return nil
+}

@@ -1,0 +1,102 @@
+// Package nsinit is berth's one process trick: the code that runs inside a
+// re-exec'd copy of the berth binary to become a container's init or an exec'd
+// process. Nothing else in berth reads os.Args or the environment at start-up
+// for this purpose; internal/runtime starts the child and speaks the protocol
+// in protocol.go over a socketpair.
+//
+// Why a re-exec: Go cannot setns(2) a multi-threaded process into a mount or
+// user namespace. The child therefore locks its main goroutine to the main OS
+// thread in init(), does all namespace work on that thread only, and calls
+// execve(2) from it: execve kills the other threads, and the calling thread's
+// namespaces, credentials, capabilities and seccomp filter are what the new
+// program gets.
+//
+// The parent (internal/runtime) does, in order:
+//  1. Opens a read-only detached bind mount of its own executable
+//     (open_tree + mount_setattr(MOUNT_ATTR_RDONLY); memfd copy as fallback)
+//     and execs the child from it, so /proc/<pid>/exe cannot be opened for
+//     writing from inside the container (CVE-2019-5736).
+//  2. For a PID namespace to join (spec path, or exec into a container): locks
+//     a goroutine to a thread, setns(CLONE_NEWPID) on it and forks from that
+//     thread; the goroutine exits still locked, so the tainted thread dies.
+//     New namespaces are clone flags (+ uid/gid maps for a user namespace).
+//  3. Moves the child into the container's cgroups and writes the limits.
+//  4. Sends the Config (spec, fds of namespaces to join) and serves the
+//     child's requests: run createRuntime/prestart hooks, take the console.
+//
+// The child (Init), in order — container init:
+//  1. init(): runtime.LockOSThread; everything below runs on this thread.
+//  2. Read the Config from the sync socket; non-dumpable; umask 0.
+//  3. oom_score_adj (EPERM tolerated for negative values).
+//  4. unshare(CLONE_FS), setns into the namespaces given by fd (ipc, uts, net,
+//     cgroup, mnt); unshare(CLONE_NEWCGROUP) now that the parent placed us in
+//     the container's cgroup.
+//  5. hostname, domainname.
+//  6. rootfs: propagation, bind the rootfs onto itself, spec mounts in order
+//     with destinations resolved inside the rootfs (filepath-securejoin +
+//     mounting onto /proc/self/fd/N of a handle opened inside the root),
+//     /dev devices and links; parent runs createRuntime hooks; we run
+//     createContainer hooks; pivot_root (or MS_MOVE+chroot with NoPivot).
+//  7. sysctls, console (pty from the container's devpts), masked paths,
+//     readonly paths, readonly root.
+//  8. Every fd above the passed ones marked close-on-exec; rlimits; session
+//     keyring; cwd entered and checked to be inside the root (CVE-2024-21626).
+//  9. Resolve the executable in the container; tell the parent "created";
+//     block opening exec.fifo (O_WRONLY) until `start` reads it.
+//  10. startContainer hooks; then per-thread state last: seccomp (early, while
+//     holding CAP_SYS_ADMIN, when no_new_privileges is off), uid/gid/groups
+//     with keep-caps, capabilities (bounding, ambient, the rest),
+//     no_new_privs, seccomp (late, when no_new_privileges is on); umask;
+//     execve.
+//
+// An exec child does steps 1-4 (joining every namespace of the container,
+// including mnt, which also sets its root and cwd), then 7's console, 8, 10.
+package nsinit
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// EnvVar marks a process as a re-exec'd child; its value is "<mode>:<syncfd>".
+const EnvVar = "_BERTH_NSINIT"
+
+// Modes of the child.
+const (
+	ModeInit = "init"
+	ModeExec = "exec"
+)
+
+func init() {
+	if os.Getenv(EnvVar) != "" {
+		// Keep the main goroutine on the main thread: every namespace and
+		// credential change below is per-thread, and execve runs from here.
+		runtime.LockOSThread()
+	}
+}
+
+// IsChild reports whether this process was started by internal/runtime as a
+// container init or exec child.
+func IsChild() bool { return os.Getenv(EnvVar) != "" }
+
+// Init runs the container init or exec child when this process is one, and
+// never returns in that case. In any other process it returns at once.
+// Call it first thing in main (and in TestMain of packages whose tests start
+// containers with the test binary as the runtime).
+func Init() {
+	v := os.Getenv(EnvVar)
+	if v == "" {
+		return
+	}
+	mode, fdStr, _ := strings.Cut(v, ":")
+	fd, err := strconv.Atoi(fdStr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth nsinit: bad %s=%q\n", EnvVar, v)
+		os.Exit(1)
+	}
+	os.Unsetenv(EnvVar)
+	child(mode, fd) // never returns
+}
