@@ -40,7 +40,7 @@ trap cleanup EXIT
 
 mkdir -p "$B" "$OUT"
 bench_fixtures
-"$BERTH" daemon -H unix://$B/berth.sock --data-root $B/data --exec-root $B/exec --config-file $B/none.json >$B/daemon.log 2>&1 &
+"$BERTH" daemon -H unix://$B/berth.sock --data-root $B/data --exec-root $B/exec >$B/daemon.log 2>&1 &
 berth_pid=$!
 for _ in $(seq 1 200); do [ -S $B/berth.sock ] && break; sleep 0.05; done
 bb() { "$BERTH" -H unix://$B/berth.sock "$@"; }

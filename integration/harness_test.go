@@ -31,6 +31,7 @@ type env struct {
 	dataRoot string
 	execRoot string
 	daemon   *exec.Cmd
+	exited   chan struct{} // closed when daemon has exited
 	logPath  string
 }
 
@@ -126,13 +127,22 @@ func (e *env) start() error {
 	if err != nil {
 		return err
 	}
-	e.daemon = exec.Command(e.bin, "daemon", "-H", "unix://"+e.sock, "--data-root", e.dataRoot, "--exec-root", e.execRoot, "--config-file", filepath.Join(e.dir, "none.json"))
+	e.daemon = exec.Command(e.bin, "daemon", "-H", "unix://"+e.sock, "--data-root", e.dataRoot, "--exec-root", e.execRoot)
 	e.daemon.Stdout, e.daemon.Stderr = logf, logf
 	if err := e.daemon.Start(); err != nil {
 		return err
 	}
+	exited := make(chan struct{})
+	e.exited = exited
+	go func(cmd *exec.Cmd) { cmd.Wait(); close(exited) }(e.daemon)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(e.logPath)
+			return fmt.Errorf("daemon exited at start; log:\n%s", b)
+		default:
+		}
 		if c, err := net.Dial("unix", e.sock); err == nil {
 			c.Close()
 			return nil
@@ -149,13 +159,11 @@ func (e *env) stop() {
 		return
 	}
 	e.daemon.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { e.daemon.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-e.exited:
 	case <-time.After(10 * time.Second):
 		e.daemon.Process.Kill()
-		<-done
+		<-e.exited
 	}
 	e.daemon = nil
 }
@@ -163,7 +171,7 @@ func (e *env) stop() {
 // kill9 ends the daemon with SIGKILL, as a crash would.
 func (e *env) kill9() {
 	e.daemon.Process.Kill()
-	e.daemon.Wait()
+	<-e.exited
 	e.daemon = nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -95,12 +96,17 @@ func runStart(ctx context.Context, c *Cli, opts *startOptions) error {
 	go func() { errCh <- streamer.stream(ctx) }()
 
 	autoRemove := ctr.HostConfig != nil && ctr.HostConfig.AutoRemove
-	statusC := waitExitOrRemoved(ctx, c, apiClient, ctr.ID, autoRemove)
+	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWait()
+	statusC := waitExitOrRemoved(waitCtx, c, apiClient, ctr.ID, autoRemove)
 	if _, err := apiClient.ContainerStart(ctx, ctr.ID, client.ContainerStartOptions{}); err != nil {
 		cancel()
 		<-errCh
 		if autoRemove {
-			<-statusC
+			select {
+			case <-statusC:
+			case <-time.After(autoRemoveGrace):
+			}
 		}
 		return err
 	}

@@ -158,8 +158,12 @@ func AddCommands(root *cobra.Command) {
 }
 
 func addCommandsTo(root *cobra.Command, cli *Cli) {
-	root.PersistentFlags().StringVarP(&cli.host, "host", "H", "", "Daemon socket to connect to (default "+DefaultHost+", or $"+EnvHost+")")
-	root.PersistentFlags().BoolP("debug", "D", false, "Enable debug mode")
+	// Global options go before the verb (`berth -H unix:///x.sock ps`), as
+	// with docker: they are root flags, not persistent ones, so verbs keep
+	// their own -H (history --human) and the daemon its own --host.
+	root.TraverseChildren = true
+	root.Flags().StringVarP(&cli.host, "host", "H", "", "Daemon socket to connect to (default "+DefaultHost+", or $"+EnvHost+")")
+	root.Flags().BoolP("debug", "D", false, "Enable debug mode")
 	root.SetUsageTemplate(usageTemplate)
 	root.SetHelpTemplate(helpTemplate)
 	root.SetFlagErrorFunc(flagErrorFunc)

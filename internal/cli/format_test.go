@@ -171,16 +171,16 @@ func TestTemplateFunctions(t *testing.T) {
 	}
 	rows := []row{{Name: "Hello world", Items: []string{"a", "b"}}}
 	for format, want := range map[string]string{
-		`{{json .Items}}`:                   `["a","b"]`,
-		`{{join .Items ","}}`:               "a,b",
-		`{{upper .Name}}|{{lower .Name}}`:   "HELLO WORLD|hello world",
-		`{{title "foo bar"}}`:               "Foo Bar",
-		`{{split "a:b" ":"}}`:               "[a b]",
-		`{{truncate .Name 5}}`:              "Hello",
-		`[{{pad .Name 1 2}}]`:               "[ Hello world  ]",
-		`{{.Name}}\t{{len .Items}}`:         "Hello world\t2",
-		`{{println .Name}}`:                 "Hello world\n",
-		`{{json "<x>"}}`:                    `"<x>"`,
+		`{{json .Items}}`:                  `["a","b"]`,
+		`{{join .Items ","}}`:              "a,b",
+		`{{upper .Name}}|{{lower .Name}}`:  "HELLO WORLD|hello world",
+		`{{title "foo bar"}}`:              "Foo Bar",
+		`{{split "a:b" ":"}}`:              "[a b]",
+		`{{truncate .Name 5}}`:             "Hello",
+		`[{{pad .Name 1 2}}]`:              "[ Hello world  ]",
+		`{{.Name}}\t{{len .Items}}`:        "Hello world\t2",
+		`{{println .Name}}`:                "Hello world\n",
+		`{{json "<x>"}}`:                   `"<x>"`,
 		`table {{.Name}}\t{{upper .Name}}`: "Name          Name\nHello world   HELLO WORLD",
 	} {
 		var buf bytes.Buffer

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"syscall"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -169,6 +170,10 @@ func pullImage(ctx context.Context, c *Cli, apiClient client.APIClient, ref, pla
 	return displayJSONMessages(resp, NewOutStream(out), nil)
 }
 
+// autoRemoveGrace bounds how long a failed `run --rm` waits for the
+// daemon to remove the container.
+const autoRemoveGrace = 5 * time.Second
+
 // runRun is `berth run`: create, attach, wait, start — in that order, each
 // step waiting for the previous response headers (CONTRACT.md §4.6).
 func runRun(ctx context.Context, c *Cli, flags *pflag.FlagSet, ropts *runOptions, copts *containerOptions) error {
@@ -182,12 +187,12 @@ func runRun(ctx context.Context, c *Cli, flags *pflag.FlagSet, ropts *runOptions
 	config, hostConfig := cfg.Config, cfg.HostConfig
 	if ropts.detach {
 		if len(copts.attach.values) > 0 {
-			return toStatusError(errors.New("conflicting options: cannot specify both --attach and --detach"), "run")
+			return errors.New("conflicting options: cannot specify both --attach and --detach")
 		}
 		config.AttachStdin, config.AttachStdout, config.AttachStderr = false, false, false
 		config.StdinOnce = false
 	} else if err := c.In().CheckTty(config.AttachStdin, config.Tty); err != nil {
-		return toStatusError(err, "run")
+		return err
 	}
 	if config.Tty {
 		hostConfig.ConsoleSize[0], hostConfig.ConsoleSize[1] = c.Out().GetTtySize()
@@ -247,7 +252,11 @@ func runRun(ctx context.Context, c *Cli, flags *pflag.FlagSet, ropts *runOptions
 		go func() { errCh <- streamer.stream(ctx) }()
 	}
 
-	statusC := waitExitOrRemoved(ctx, c, apiClient, id, hostConfig.AutoRemove)
+	// The wait has its own context: cancelling the attach after a failed
+	// start must not turn into a spurious "Error waiting for container".
+	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWait()
+	statusC := waitExitOrRemoved(waitCtx, c, apiClient, id, hostConfig.AutoRemove)
 
 	if _, err := apiClient.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		if attach {
@@ -255,7 +264,12 @@ func runRun(ctx context.Context, c *Cli, flags *pflag.FlagSet, ropts *runOptions
 			<-errCh
 		}
 		if hostConfig.AutoRemove {
-			<-statusC
+			// Give the daemon a moment to remove the container (docker
+			// waits for it), but do not hang if it never does.
+			select {
+			case <-statusC:
+			case <-time.After(autoRemoveGrace):
+			}
 		}
 		return toStatusError(err, "run")
 	}
@@ -308,7 +322,9 @@ func waitExitOrRemoved(ctx context.Context, c *Cli, apiClient client.APIClient, 
 			}
 			statusC <- int(r.StatusCode)
 		case err := <-res.Error:
-			fmt.Fprintf(c.Err(), "Error waiting for container: %v\n", errText(err))
+			if !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(c.Err(), "Error waiting for container: %v\n", errText(err))
+			}
 			statusC <- 125
 		}
 	}()

@@ -415,3 +415,18 @@ func TestInspectNon404StopsChain(t *testing.T) {
 		t.Fatalf("requests %v: a 500 must stop the fall-through", calls)
 	}
 }
+
+func TestRunTTYWithoutTerminal(t *testing.T) {
+	d := newFakeDaemon(t)
+	_, errOut, code := runCmd(t, d, "x\n", "run", "-it", "busybox")
+	if code != 1 || errOut != "the input device is not a TTY\n" {
+		t.Fatalf("code %d err %q", code, errOut)
+	}
+	if calls := d.calls(); len(calls) != 0 {
+		t.Fatalf("no request may be sent: %v", calls)
+	}
+	_, errOut, code = runCmd(t, d, "", "run", "--pull=sometimes", "busybox")
+	if code != 125 || !strings.HasPrefix(errOut, `berth: invalid pull option: 'sometimes': must be one of "always", "missing" or "never"`) {
+		t.Fatalf("code %d err %q", code, errOut)
+	}
+}

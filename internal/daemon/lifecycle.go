@@ -175,7 +175,17 @@ func (d *Daemon) ContainerStart(ctx context.Context, name string) error {
 	err = d.start(c)
 	c.mu.Lock()
 	c.starting = false
+	auto := c.HostConfig.AutoRemove
+	if err != nil {
+		c.exits++ // a failed start counts as an exit for `wait next-exit`
+		c.notify()
+	}
 	c.mu.Unlock()
+	if err != nil && auto {
+		// docker removes an --rm container whose start failed; the CLI's
+		// wait?condition=removed then reports the exit code (127, 126).
+		d.remove(c, true)
+	}
 	return err
 }
 
@@ -206,7 +216,12 @@ func (d *Daemon) start(c *Container) (retErr error) {
 				}
 			}
 			d.save(c)
+			pending := c.pending
+			c.pending = nil
 			c.mu.Unlock()
+			for _, p := range pending {
+				p.ready <- nil // the attach ends: there is no process
+			}
 		}
 	}()
 	files, err := d.writeEtcFiles(c)

@@ -110,16 +110,24 @@ func (c *cli) run(args ...string) (string, string, int) {
 	c.t.Helper()
 	cmd := exec.Command(filepath.Join(filepath.Dir(c.bin), "berth-runtime"), append([]string{"--root", c.root}, args...)...)
 	cmd.Dir = c.bundle
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	// Files, not pipes: a created container keeps the stdio of `create`
+	// open, and exec.Cmd would wait for pipes to close.
+	dir := c.t.TempDir()
+	outF, _ := os.Create(filepath.Join(dir, "out"))
+	errF, _ := os.Create(filepath.Join(dir, "err"))
+	defer outF.Close()
+	defer errF.Close()
+	cmd.Stdout, cmd.Stderr = outF, errF
 	err := cmd.Run()
+	out, _ := os.ReadFile(outF.Name())
+	errb, _ := os.ReadFile(errF.Name())
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		c.t.Fatal(err)
 	}
-	return out.String(), errb.String(), code
+	return string(out), string(errb), code
 }
 
 func TestSpecWritesValidConfig(t *testing.T) {
@@ -154,11 +162,11 @@ func TestRunExitCode(t *testing.T) {
 func TestCreateStartStateKillDelete(t *testing.T) {
 	c := newCLI(t, "sleep", "100")
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	if _, stderr, code := c.run("create", "--pid-file", pidFile, "life"); code != 0 {
+	if _, stderr, code := c.run("create", "--pid-file", pidFile, "cli-life"); code != 0 {
 		t.Fatalf("create: %s", stderr)
 	}
 	state := func() map[string]any {
-		out, stderr, code := c.run("state", "life")
+		out, stderr, code := c.run("state", "cli-life")
 		if code != 0 {
 			t.Fatalf("state: %s", stderr)
 		}
@@ -174,52 +182,52 @@ func TestCreateStartStateKillDelete(t *testing.T) {
 	if b, _ := os.ReadFile(pidFile); len(b) == 0 {
 		t.Error("no pid file")
 	}
-	if _, stderr, code := c.run("start", "life"); code != 0 {
+	if _, stderr, code := c.run("start", "cli-life"); code != 0 {
 		t.Fatalf("start: %s", stderr)
 	}
 	if s := state(); s["status"] != "running" {
 		t.Errorf("after start: %v", s)
 	}
-	out, _, _ := c.run("ps", "--format", "json", "life")
+	out, _, _ := c.run("ps", "--format", "json", "cli-life")
 	var pids []int
 	if err := json.Unmarshal([]byte(out), &pids); err != nil || len(pids) != 1 {
 		t.Errorf("ps: %q %v", out, err)
 	}
-	out, _, _ = c.run("exec", "life", "sh", "-c", "echo in-$(hostname); exit 5")
+	out, _, _ = c.run("exec", "cli-life", "sh", "-c", "echo in-$(hostname); exit 5")
 	if out != "in-runc\n" {
 		t.Errorf("exec output %q", out)
 	}
-	if _, _, code := c.run("exec", "life", "sh", "-c", "exit 5"); code != 5 {
+	if _, _, code := c.run("exec", "cli-life", "sh", "-c", "exit 5"); code != 5 {
 		t.Errorf("exec exit code %d, want 5", code)
 	}
-	if _, _, code := c.run("pause", "life"); code != 0 || state()["status"] != "paused" {
+	if _, _, code := c.run("pause", "cli-life"); code != 0 || state()["status"] != "paused" {
 		t.Error("pause")
 	}
-	if _, _, code := c.run("resume", "life"); code != 0 || state()["status"] != "running" {
+	if _, _, code := c.run("resume", "cli-life"); code != 0 || state()["status"] != "running" {
 		t.Error("resume")
 	}
-	if out, _, code := c.run("events", "--stats", "life"); code != 0 || !strings.Contains(out, `"type":"stats"`) {
+	if out, _, code := c.run("events", "--stats", "cli-life"); code != 0 || !strings.Contains(out, `"type":"stats"`) {
 		t.Errorf("events --stats: %d %q", code, out)
 	}
-	if _, _, code := c.run("update", "--pids-limit", "50", "life"); code != 0 {
+	if _, _, code := c.run("update", "--pids-limit", "50", "cli-life"); code != 0 {
 		t.Error("update")
 	}
-	if out, _, _ := c.run("list"); !strings.Contains(out, "life") || !strings.Contains(out, "running") {
+	if out, _, _ := c.run("list"); !strings.Contains(out, "cli-life") || !strings.Contains(out, "running") {
 		t.Errorf("list: %q", out)
 	}
-	if _, stderr, code := c.run("delete", "life"); code != 1 || !strings.Contains(stderr, "running") {
+	if _, stderr, code := c.run("delete", "cli-life"); code != 1 || !strings.Contains(stderr, "running") {
 		t.Errorf("delete of a running container without --force: exit %d %q", code, stderr)
 	}
-	if _, stderr, code := c.run("kill", "life", "KILL"); code != 0 {
+	if _, stderr, code := c.run("kill", "cli-life", "KILL"); code != 0 {
 		t.Errorf("kill: %s", stderr)
 	}
-	if _, stderr, code := c.run("delete", "life"); code != 0 {
+	if _, stderr, code := c.run("delete", "cli-life"); code != 0 {
 		// The init may take a moment to die; force is then fine.
-		if _, stderr2, code := c.run("delete", "--force", "life"); code != 0 {
+		if _, stderr2, code := c.run("delete", "--force", "cli-life"); code != 0 {
 			t.Errorf("delete: %s / %s", stderr, stderr2)
 		}
 	}
-	if _, stderr, code := c.run("state", "life"); code != 1 || !strings.Contains(stderr, "does not exist") {
+	if _, stderr, code := c.run("state", "cli-life"); code != 1 || !strings.Contains(stderr, "does not exist") {
 		t.Errorf("state after delete: %d %q", code, stderr)
 	}
 }
