@@ -134,12 +134,12 @@ func TestDockerDetachedLifecycle(t *testing.T) {
 	}
 	must(t, e.docker(t, "restart", "-t", "1", name))
 	must(t, e.docker(t, "kill", name))
-	if r := e.docker(t, "kill", name); r.code == 0 || !strings.Contains(r.stderr, "is not running") {
-		t.Fatalf("kill of a stopped container: %s", r)
-	}
 	w := must(t, e.docker(t, "wait", name))
 	if w.stdout != "137\n" {
 		t.Fatalf("wait: %q", w.stdout)
+	}
+	if r := e.docker(t, "kill", name); r.code == 0 || !strings.Contains(r.stderr, "is not running") {
+		t.Fatalf("kill of a stopped container: %s", r)
 	}
 	must(t, e.docker(t, "rename", name, name+"-renamed"))
 	must(t, e.docker(t, "rm", name+"-renamed"))

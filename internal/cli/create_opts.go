@@ -81,6 +81,7 @@ type containerOptions struct {
 	healthStartIntvl  time.Duration
 	healthRetries     int
 	noHealthcheck     bool
+	healthOnFailure   string // berth: none|restart|stop|kill
 
 	devices      *listOpts
 	sysctls      mapOpts
@@ -194,6 +195,7 @@ func addContainerFlags(flags *pflag.FlagSet) *containerOptions {
 	flags.DurationVar(&o.healthStartIntvl, "health-start-interval", 0, "Time between running the check during the start period (ms|s|m|h) (default 0s)")
 	flags.IntVar(&o.healthRetries, "health-retries", 0, "Consecutive failures needed to report unhealthy")
 	flags.BoolVar(&o.noHealthcheck, "no-healthcheck", false, "Disable any container-specified HEALTHCHECK")
+	flags.StringVar(&o.healthOnFailure, "health-on-failure", "", "Action when the container turns unhealthy: none, restart, stop, kill (berth)")
 
 	flags.Var(o.devices, "device", "Add a host device to the container")
 	flags.Var(&o.sysctls, "sysctl", "Sysctl options")
@@ -486,6 +488,13 @@ func (o *containerOptions) parse(flags *pflag.FlagSet) (*containerConfig, error)
 	}
 	if o.autoRemove && !hostConfig.RestartPolicy.IsNone() {
 		return nil, errors.New("conflicting options: cannot specify both --restart and --rm")
+	}
+	switch o.healthOnFailure {
+	case "":
+	case "none", "restart", "stop", "kill":
+		hostConfig.Annotations = map[string]string{"berth.health-on-failure": o.healthOnFailure}
+	default:
+		return nil, fmt.Errorf("invalid argument %q for \"--health-on-failure\" flag: must be none, restart, stop or kill", o.healthOnFailure)
 	}
 	if flags.Changed("init") {
 		init := o.init

@@ -37,6 +37,8 @@ type Container struct {
 	pending  []*pendingAttach
 	execs    map[string]*execConfig
 	starting bool
+	// healthStop ends the healthcheck monitor (nil when none runs).
+	healthStop func()
 }
 
 // State mirrors the Engine API's container state.

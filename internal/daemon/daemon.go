@@ -123,6 +123,19 @@ func New(cfg Config) (*Daemon, error) {
 	d.wg.Add(1)
 	go d.keeperEvents(evs)
 	d.applyRestartPolicies()
+	d.mu.Lock()
+	var running []*Container
+	for _, c := range d.containers {
+		c.mu.Lock()
+		if c.State.Running() {
+			running = append(running, c)
+		}
+		c.mu.Unlock()
+	}
+	d.mu.Unlock()
+	for _, c := range running {
+		d.startHealth(c, false)
+	}
 	return d, nil
 }
 

@@ -335,10 +335,6 @@ func (d *Daemon) ImagePull(ctx context.Context, ref, tag, platform, auth string,
 	return errdefs.NotImplemented(errors.New("pulling from a registry is not implemented yet in berth"))
 }
 
-// Commit creates an image from a container's changes.
-func (d *Daemon) Commit(ctx context.Context, name, repo, tag, author, comment string, changes []string, pause bool) (string, error) {
-	return "", errdefs.NotImplemented(errors.New("commit is not implemented yet"))
-}
 
 func imgCreated(img *image.Image) time.Time {
 	if img.Config.Created == nil {

@@ -39,6 +39,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	if err := validateHostConfig(hc); err != nil {
 		return container.CreateResponse{}, err
 	}
+	if err := validateHealth(req.Config.Healthcheck); err != nil {
+		return container.CreateResponse{}, errdefs.InvalidParameter(err)
+	}
 	if name != "" && !validName.MatchString(name) {
 		return container.CreateResponse{}, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name))
 	}
@@ -277,6 +280,7 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	c.notify()
 	c.mu.Unlock()
 	d.emit(c, events.ActionStart, nil)
+	d.startHealth(c, true)
 	return nil
 }
 
@@ -324,6 +328,7 @@ func (d *Daemon) handleExit(e keeper.Event) {
 		return
 	}
 	c.mu.Lock()
+	c.stopHealth()
 	c.State.Status = container.StateExited
 	c.State.ExitCode = e.ExitCode
 	c.State.Pid = 0
@@ -485,8 +490,10 @@ func (d *Daemon) stop(ctx context.Context, c *Container, signal string, timeout 
 	if t < 0 {
 		return d.waitExit(ctx, c, exits, 0)
 	}
-	if err := d.waitExit(ctx, c, exits, time.Duration(t)*time.Second); err == nil {
-		return nil
+	if t > 0 {
+		if err := d.waitExit(ctx, c, exits, time.Duration(t)*time.Second); err == nil {
+			return nil
+		}
 	}
 	d.emit(c, events.ActionKill, map[string]string{"signal": "9"})
 	if err := d.keeper.Kill(ctx, c.ID, int(unix.SIGKILL), true); err != nil && !errdefs.IsConflict(err) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -529,10 +528,6 @@ func (d *Daemon) ContainerChanges(ctx context.Context, name string) ([]container
 	return out, nil
 }
 
-// ContainerExport writes the container's root filesystem as a tar.
-func (d *Daemon) ContainerExport(ctx context.Context, name string, w io.Writer) error {
-	return errdefs.NotImplemented(errors.New("export is not implemented yet"))
-}
 
 // ContainerUpdate changes resource limits (and the restart policy).
 func (d *Daemon) ContainerUpdate(ctx context.Context, name string, u *container.UpdateConfig) (container.UpdateResponse, error) {
