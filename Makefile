@@ -11,7 +11,7 @@ BIN       := bin
 TESTFLAGS ?= -count=1 -timeout 15m
 FIXTURES  := $(BIN)/fixtures
 
-.PHONY: all help deps build test unit fixtures quickstart bench lint clean
+.PHONY: all help deps build test unit fixtures quickstart bench lint clean moby
 
 all: build
 
@@ -19,7 +19,9 @@ help:
 	@echo "make build       bin/berth (static) and the bin/berth-runtime link"
 	@echo "make test        deps, build, all Go tests (what CI runs)"
 	@echo "make quickstart  start a private daemon, load and run the hello image"
-	@echo "make bench       run every bench/*.sh"
+	@echo "make bench       bench/engine.sh and bench/runtime.sh (berth vs docker, podman, runc, crun)"
+	@echo "make rtv         OCI runtime-tools validation: berth vs runc"
+	@echo "make moby        moby integration/container tests against a throw-away berth daemon"
 	@echo "make lint        gofmt and go vet"
 	@echo "make fixtures    write hello.tar, busybox.tar, busybox-oci.tar to $(FIXTURES)"
 
@@ -41,13 +43,15 @@ fixtures:
 quickstart: build
 	@scripts/quickstart.sh
 
+# moby's own Engine API tests (../shared/suites) against a private daemon.
+moby:
+	@scripts/moby-integration.sh
+
+# bench/compare-daemons.sh only holds helpers (private dockerd, podman) that
+# engine.sh sources; run on its own it is a quick docker/podman reference.
 bench: build
-	@set -e; found=0; \
-	for f in bench/*.sh; do \
-		[ -f "$$f" ] || continue; found=1; \
-		echo "== $$f"; bash "$$f"; \
-	done; \
-	[ $$found = 1 ] || echo "no bench/*.sh scripts yet"
+	bash bench/engine.sh
+	bash bench/runtime.sh
 
 lint:
 	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path './bin/*' -not -path '*/testdata/*' -print0 | xargs -0 gofmt -l); \
@@ -56,3 +60,11 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# OCI runtime-tools validation suite: berth runtime and runc side by side,
+# compared per file (scripts/runtime-validation.sh; about 3 minutes, plus
+# 2-3 minutes the first time to build the suite). CI runs the must-pass
+# subset through `go test` (TestOCIRuntimeValidation).
+.PHONY: rtv
+rtv:
+	@scripts/runtime-validation.sh $(RTV_OUT)

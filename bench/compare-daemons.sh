@@ -123,14 +123,30 @@ bench_rmdir_cgroup() {
 # not set rlimits by default, so it needs nothing of the kind.
 BENCH_PODMAN_ULIMITS="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 
+# podman picks crun when it is installed, and crun refuses this host's hybrid
+# cgroup layout ("cgroups in hybrid mode not supported"): pin runc, which
+# docker uses too.
+BENCH_PODMAN_RUNTIME=${BENCH_PODMAN_RUNTIME:-runc}
+BENCH_PODMAN_GLOBAL="--root $BENCH_PODMAN_ROOT/root --runroot $BENCH_PODMAN_ROOT/run --runtime $BENCH_PODMAN_RUNTIME --cgroup-manager cgroupfs --events-backend file"
+
 bench_podman() {
-	podman --root "$BENCH_PODMAN_ROOT/root" --runroot "$BENCH_PODMAN_ROOT/run" \
-		--cgroup-manager cgroupfs --events-backend file "$@"
+	podman $BENCH_PODMAN_GLOBAL "$@"
 }
 
 bench_podman_clean() {
 	# Not `podman system reset`: it also resets host-wide network config.
-	bench_umount_under "$BENCH_PODMAN_ROOT/"
+	# `podman rm` leaves cleanup processes behind (`podman ... container
+	# cleanup`, run by conmon) that mount the storage again: wait for them.
+	local i
+	for i in $(seq 1 50); do
+		pgrep -f -- "--root $BENCH_PODMAN_ROOT/root" >/dev/null || break
+		sleep 0.1
+	done
+	for i in 1 2 3 4 5; do
+		bench_umount_under "$BENCH_PODMAN_ROOT/"
+		grep -q " $BENCH_PODMAN_ROOT/" /proc/self/mounts || break
+		sleep 0.2
+	done
 	bench_rmdir_cgroup libpod_parent
 	if ! grep -q " $BENCH_PODMAN_ROOT/" /proc/self/mounts; then
 		rm -rf "$BENCH_PODMAN_ROOT"
@@ -171,7 +187,7 @@ bench_compare_main() {
 
 	local docker_run podman_run
 	docker_run="$BENCH_DOCKER_CLI -H $BENCH_DOCKER_SOCK run --rm busybox true"
-	podman_run="podman --root $BENCH_PODMAN_ROOT/root --runroot $BENCH_PODMAN_ROOT/run --cgroup-manager cgroupfs --events-backend file run --rm --network none $BENCH_PODMAN_ULIMITS busybox true"
+	podman_run="podman $BENCH_PODMAN_GLOBAL run --rm --network none $BENCH_PODMAN_ULIMITS busybox true"
 	hyperfine --runs 10 --warmup 1 --export-markdown "$BENCH_ROOT/compare.md" \
 		-n "docker run --rm busybox true" "$docker_run" \
 		-n "docker run --rm --network none busybox true" "${docker_run/--rm/--rm --network none}" \

@@ -1,50 +1,77 @@
 #!/usr/bin/env bash
 # engine.sh — berth vs docker vs podman, side by side in one run (issue: engine).
 #
-#   run --rm busybox true / echo hello   berth CLI, docker CLI -> berth, docker -> dockerd, podman
-#   20 containers started in parallel    wall time until all 20 run
-#   exec latency                         exec <c> true
+#   run --rm busybox true / echo hello     berth CLI, docker CLI -> berth, docker -> dockerd, podman
+#   exec <idle container> true             the same clients
+#   20 containers started in parallel      wall time until all 20 run
 #   engine-side memory per idle container  keeper RSS/PSS growth vs containerd-shim / conmon
 #
-# Medians from hyperfine (N runs, default 20). docker and podman parts are
-# skipped with a note when dockerd/podman are not installed.
+# Medians from hyperfine (N runs, default 20; N=30 bash bench/engine.sh).
+# BERTH=/path/to/berth measures another build (the docker CLI -> berth rows
+# then talk to that build's daemon).
+# The docker and podman parts are skipped with a note when dockerd or podman
+# is missing. Everything the script starts — the private berth daemon and its
+# keeper, the private dockerd (bench/compare-daemons.sh), podman's private
+# storage, their containers, mounts and cgroups — is removed on exit, also on
+# failure. Results: $OUT/*.json (hyperfine) and $OUT/summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/compare-daemons.sh
 N=${N:-20}
 B=/tmp/bench-berth
 OUT=${OUT:-$B/results}
-BERTH=$PWD/bin/berth
+BERTH=${BERTH:-$PWD/bin/berth} # BERTH=/path/to/other/build compares builds
 DOCKER=$BENCH_DOCKER_CLI
 [ "$(id -u)" = 0 ] || { echo "engine bench needs root" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "engine bench needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+[ -x "$BERTH" ] || { echo "no $BERTH: run make build first" >&2; exit 1; }
 
 have_docker=0; command -v dockerd >/dev/null && have_docker=1
 have_podman=0; command -v podman >/dev/null && have_podman=1
+[ $have_docker = 1 ] || echo "note: dockerd not installed, docker columns skipped (apt-get install docker.io)"
+[ $have_podman = 1 ] || echo "note: podman not installed, podman columns skipped (apt-get install podman)"
 
 berth_pid=""
+berth_ids=""
 cleanup() {
 	set +e
 	if [ -n "$berth_pid" ]; then
-		$BERTH -H unix://$B/berth.sock ps -aq 2>/dev/null | xargs -r $BERTH -H unix://$B/berth.sock rm -f >/dev/null 2>&1
+		berth_ids=$("$BERTH" -H unix://$B/berth.sock ps -aq --no-trunc 2>/dev/null)
+		[ -n "$berth_ids" ] && "$BERTH" -H unix://$B/berth.sock rm -f $berth_ids >/dev/null 2>&1
 		kill -TERM "$berth_pid" 2>/dev/null; wait "$berth_pid" 2>/dev/null
 	fi
-	[ -f $B/exec/keeper.pid ] && kill -KILL "$(cat $B/exec/keeper.pid)" 2>/dev/null
+	# The keeper outlives the daemon by design: stop it by its pid file.
+	[ -f $B/exec/keeper.pid ] && kill -TERM "$(cat $B/exec/keeper.pid)" 2>/dev/null
 	bench_umount_under "$B/"
-	bench_rmdir_cgroup berth
-	[ $have_docker = 1 ] && { bench_docker ps -aq 2>/dev/null | xargs -r "$DOCKER" -H "$BENCH_DOCKER_SOCK" rm -f >/dev/null 2>&1; bench_docker_stop; }
-	[ $have_podman = 1 ] && { bench_podman rm -af >/dev/null 2>&1; bench_podman_clean; }
+	# Only our containers' cgroups: other berth daemons share /berth.
+	local id d
+	for id in $berth_ids; do
+		for d in /sys/fs/cgroup/*/berth/"$id" /sys/fs/cgroup/berth/"$id"; do
+			[ -d "$d" ] && rmdir "$d" 2>/dev/null
+		done
+	done
+	if [ $have_docker = 1 ]; then
+		bench_docker ps -aq 2>/dev/null | xargs -r "$DOCKER" -H "$BENCH_DOCKER_SOCK" rm -f >/dev/null 2>&1
+		bench_docker_stop
+	fi
+	if [ $have_podman = 1 ]; then
+		bench_podman rm -af >/dev/null 2>&1
+		bench_podman_clean
+	fi
 	grep -q " $B/" /proc/self/mounts || rm -rf "$B/data" "$B/exec"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 mkdir -p "$B" "$OUT"
+: >"$OUT/summary.md"
+note() { echo "$*"; echo "$*" >>"$OUT/summary.md"; }
+
 bench_fixtures
 "$BERTH" daemon -H unix://$B/berth.sock --data-root $B/data --exec-root $B/exec >$B/daemon.log 2>&1 &
 berth_pid=$!
 for _ in $(seq 1 200); do [ -S $B/berth.sock ] && break; sleep 0.05; done
 bb() { "$BERTH" -H unix://$B/berth.sock "$@"; }
-db() { "$DOCKER" -H unix://$B/berth.sock "$@"; }
 bb load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null
 bb run --rm busybox true
 
@@ -53,31 +80,82 @@ if [ $have_docker = 1 ]; then
 	bench_docker load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null
 	bench_docker run --rm busybox true
 fi
-PODMAN="podman --root $BENCH_PODMAN_ROOT/root --runroot $BENCH_PODMAN_ROOT/run --cgroup-manager cgroupfs --events-backend file"
+PODMAN="podman $BENCH_PODMAN_GLOBAL"
 if [ $have_podman = 1 ]; then
-	bench_podman load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null
+	bench_podman load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null 2>&1
 	bench_podman run --rm --network none $BENCH_PODMAN_ULIMITS busybox true
 fi
 
-median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; [print("%-48s %9.1f ms" % (x["command"], x["median"]*1000)) for x in r]' "$1"; }
+note "# engine bench $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+note ""
 
-run_set() { # name, then args after "--": hyperfine commands with names
-	local name=$1; shift
-	hyperfine -N --runs "$N" --warmup 2 --export-json "$OUT/$name.json" "$@" >/dev/null
-	echo "== $name (median of $N)"; median "$OUT/$name.json"
+# Engine-side memory per idle running container, measured first, on a fresh
+# keeper. berth's keeper holds every container: its RSS/PSS with 50 idle
+# containers minus its RSS/PSS with none, divided by 50 (everything the
+# containers cost it, heap growth included). docker and podman pay one
+# containerd-shim / conmon process per container.
+kib() { awk -v f="$2" '$1==f":" {print $2}' /proc/$1/smaps_rollup; }
+note "## engine-side memory per idle running container"
+note ""
+kp=$(cat $B/exec/keeper.pid)
+r0=$(kib $kp Rss); p0=$(kib $kp Pss)
+for i in $(seq 1 50); do bb run -d --name mem-$i busybox sleep 3600 >/dev/null; done
+sleep 1
+r1=$(kib $kp Rss); p1=$(kib $kp Pss)
+note "| engine process | RSS KiB | PSS KiB |"
+note "|---|---:|---:|"
+note "| berth keeper, per container: (50 containers - none) / 50 | $(( (r1-r0)/50 )) | $(( (p1-p0)/50 )) |"
+note "| berth keeper, total: none -> 50 containers | $r0 -> $r1 | $p0 -> $p1 |"
+bb rm -f $(seq -f 'mem-%g' 1 50) >/dev/null
+if [ $have_docker = 1 ]; then
+	for i in $(seq 1 3); do bench_docker run -d --name mem-$i busybox sleep 3600 >/dev/null; done
+	sleep 1
+	# only the shims of the private dockerd (their -address is under $BENCH_ROOT)
+	for pid in $(pgrep -f "containerd-shim-runc-v2 .*$BENCH_ROOT" | head -3); do
+		note "| docker containerd-shim pid $pid (one per container) | $(kib $pid Rss) | $(kib $pid Pss) |"
+	done
+	bench_docker rm -f mem-1 mem-2 mem-3 >/dev/null
+fi
+if [ $have_podman = 1 ]; then
+	for i in 1 2; do bench_podman run -d --network none $BENCH_PODMAN_ULIMITS --name mem-$i busybox sleep 3600 >/dev/null; done
+	sleep 1
+	for pid in $(pgrep -f "^/usr/bin/conmon .*$BENCH_PODMAN_ROOT" | head -2); do
+		note "| podman conmon pid $pid (one per container) | $(kib $pid Rss) | $(kib $pid Pss) |"
+	done
+	bench_podman rm -f mem-1 mem-2 >/dev/null
+fi
+note ""
+
+# summarize NAME: medians of a hyperfine export, with the ratio of each
+# command to the first (berth CLI -> berth).
+summarize() {
+	python3 - "$OUT/$1.json" "$1" "$N" <<'PY' | tee -a "$OUT/summary.md"
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+print(f"## {sys.argv[2]} (median of {sys.argv[3]} runs)")
+print()
+print("| client -> engine | median ms | min ms | max ms | x berth |")
+print("|---|---:|---:|---:|---:|")
+base = r[0]["median"]
+for x in r:
+    print(f"| {x['command']} | {x['median']*1000:.1f} | {x['min']*1000:.1f} | {x['max']*1000:.1f} | {x['median']/base:.1f} |")
+print()
+PY
 }
 
-cmds=(-n "berth CLI -> berth" "$BERTH -H unix://$B/berth.sock run --rm busybox true"
-      -n "docker CLI -> berth" "$DOCKER -H unix://$B/berth.sock run --rm busybox true")
-[ $have_docker = 1 ] && cmds+=(-n "docker CLI -> dockerd" "$DOCKER -H $BENCH_DOCKER_SOCK run --rm busybox true")
-[ $have_podman = 1 ] && cmds+=(-n "podman (--network none)" "$PODMAN run --rm --network none $BENCH_PODMAN_ULIMITS busybox true")
-run_set run-true "${cmds[@]}"
+run_set() { # name, then hyperfine's "-n NAME COMMAND" pairs
+	local name=$1; shift
+	hyperfine -N --runs "$N" --warmup 2 --export-json "$OUT/$name.json" "$@" >/dev/null
+	summarize "$name"
+}
 
-cmds=(-n "berth CLI -> berth" "$BERTH -H unix://$B/berth.sock run --rm busybox echo hello"
-      -n "docker CLI -> berth" "$DOCKER -H unix://$B/berth.sock run --rm busybox echo hello")
-[ $have_docker = 1 ] && cmds+=(-n "docker CLI -> dockerd" "$DOCKER -H $BENCH_DOCKER_SOCK run --rm busybox echo hello")
-[ $have_podman = 1 ] && cmds+=(-n "podman (--network none)" "$PODMAN run --rm --network none $BENCH_PODMAN_ULIMITS busybox echo hello")
-run_set run-echo "${cmds[@]}"
+for cmd in true "echo hello"; do
+	cmds=(-n "berth CLI -> berth" "$BERTH -H unix://$B/berth.sock run --rm busybox $cmd"
+	      -n "docker CLI -> berth" "$DOCKER -H unix://$B/berth.sock run --rm busybox $cmd")
+	[ $have_docker = 1 ] && cmds+=(-n "docker CLI -> dockerd" "$DOCKER -H $BENCH_DOCKER_SOCK run --rm busybox $cmd")
+	[ $have_podman = 1 ] && cmds+=(-n "podman (--network none)" "$PODMAN run --rm --network none $BENCH_PODMAN_ULIMITS busybox $cmd")
+	run_set "run-${cmd// /-}" "${cmds[@]}"
+done
 
 # exec latency against an idle container
 bb run -d --name exec-target busybox sleep 3600 >/dev/null
@@ -87,43 +165,36 @@ if [ $have_docker = 1 ]; then
 	bench_docker run -d --name exec-target busybox sleep 3600 >/dev/null
 	cmds+=(-n "docker CLI -> dockerd" "$DOCKER -H $BENCH_DOCKER_SOCK exec exec-target true")
 fi
+if [ $have_podman = 1 ]; then
+	bench_podman run -d --network none $BENCH_PODMAN_ULIMITS --name exec-target busybox sleep 3600 >/dev/null
+	cmds+=(-n "podman" "$PODMAN exec exec-target true")
+fi
 run_set exec "${cmds[@]}"
 
 # 20 containers started in parallel: wall time until all run
-parallel20() { # cli...
-	local start end
-	start=$(date +%s%N)
-	for i in $(seq 1 20); do "$@" run -d --name par-$i busybox sleep 3600 >/dev/null & done
-	wait
-	end=$(date +%s%N)
-	local n; n=$("$@" ps -q --filter name=par- | wc -l)
-	echo "$(( (end-start)/1000000 )) ms ($n running)"
-	"$@" rm -f $(seq -f 'par-%g' 1 20) >/dev/null 2>&1 || true
+parallel20() { # "RUN-OPTIONS" CLI...: prints "<median ms> ms (runs: a, b, c ms; <n> running)"
+	local opts=$1 start end n i k times=()
+	shift
+	for k in 1 2 3; do
+		start=$(date +%s%N)
+		for i in $(seq 1 20); do "$@" run -d $opts --name par-$i busybox sleep 3600 >/dev/null & done
+		wait
+		end=$(date +%s%N)
+		times+=($(( (end-start)/1000000 )))
+		n=$("$@" ps -q --filter name=par- | wc -l)
+		"$@" rm -f $(seq -f 'par-%g' 1 20) >/dev/null 2>&1 || true
+	done
+	echo "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p) ms (runs: ${times[0]}, ${times[1]}, ${times[2]} ms; $n running)"
 }
-echo "== 20 parallel starts (wall time until all run)"
-echo "berth CLI -> berth      $(parallel20 "$BERTH" -H unix://$B/berth.sock)"
-[ $have_docker = 1 ] && echo "docker CLI -> dockerd   $(parallel20 "$DOCKER" -H "$BENCH_DOCKER_SOCK")"
+note "## 20 containers started in parallel (wall time until all run, median of 3)"
+note ""
+note "| client -> engine | wall time |"
+note "|---|---:|"
+note "| berth CLI -> berth | $(parallel20 "" "$BERTH" -H unix://$B/berth.sock) |"
+note "| docker CLI -> berth | $(parallel20 "" "$DOCKER" -H unix://$B/berth.sock) |"
+[ $have_docker = 1 ] && note "| docker CLI -> dockerd | $(parallel20 "" "$DOCKER" -H "$BENCH_DOCKER_SOCK") |"
+[ $have_podman = 1 ] && note "| podman (--network none) | $(parallel20 "--network none $BENCH_PODMAN_ULIMITS" $PODMAN) |"
+note ""
 
-# engine-side memory per idle running container
-kib() { awk -v f="$2" '$1==f":" {print $2}' /proc/$1/smaps_rollup; }
-echo "== engine-side memory per idle container (10 containers)"
-kp=$(cat $B/exec/keeper.pid)
-r0=$(kib $kp Rss); p0=$(kib $kp Pss)
-for i in $(seq 1 10); do bb run -d --name mem-$i busybox sleep 3600 >/dev/null; done
-sleep 1
-r1=$(kib $kp Rss); p1=$(kib $kp Pss)
-echo "berth keeper: RSS $r0 -> $r1 KiB, PSS $p0 -> $p1 KiB: per container RSS $(( (r1-r0)/10 )) KiB, PSS $(( (p1-p0)/10 )) KiB (keeper total RSS $r1 KiB for all containers)"
-if [ $have_docker = 1 ]; then
-	for i in $(seq 1 3); do bench_docker run -d --name mem-$i busybox sleep 3600 >/dev/null; done
-	sleep 1
-	for pid in $(pgrep -f containerd-shim-runc-v2 | head -3); do
-		echo "docker containerd-shim pid $pid: RSS $(kib $pid Rss) KiB PSS $(kib $pid Pss) KiB (one per container)"
-	done
-fi
-if [ $have_podman = 1 ]; then
-	bench_podman run -d --network none $BENCH_PODMAN_ULIMITS --name mem-1 busybox sleep 3600 >/dev/null
-	sleep 1
-	for pid in $(pgrep -x conmon | head -1); do
-		echo "podman conmon pid $pid: RSS $(kib $pid Rss) KiB PSS $(kib $pid Pss) KiB (one per container)"
-	done
-fi
+note ""
+note "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -106,7 +106,7 @@ func TestDockerDetachedLifecycle(t *testing.T) {
 	if !strings.Contains(top.stdout, "sleep 300") {
 		t.Fatalf("top: %q", top.stdout)
 	}
-	if r := e.docker(t, "rm", name); r.code == 0 || !strings.Contains(r.stderr, "You cannot remove a running container") {
+	if r := e.docker(t, "rm", name); r.code == 0 || !strings.Contains(r.stderr, "container is running: stop the container before removing") {
 		t.Fatalf("rm of a running container must fail: %s", r)
 	}
 	must(t, e.docker(t, "pause", name))

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,18 +17,23 @@ import (
 )
 
 func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request, _ params) error {
-	var req container.CreateRequest
-	if err := decodeBody(r, &req); err != nil {
+	// As dockerd, an empty body is "invalid JSON: EOF" and a body without
+	// a Config is refused by the backend ("config cannot be empty").
+	if err := checkJSONContentType(r); err != nil {
 		return err
 	}
-	if req.Config == nil {
-		req.Config = &container.Config{}
+	var req container.CreateRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return err
 	}
 	if req.HostConfig == nil {
 		req.HostConfig = &container.HostConfig{}
 	}
 	if req.NetworkingConfig == nil {
 		req.NetworkingConfig = &network.NetworkingConfig{}
+	}
+	if err := s.checkCreateRequest(r, &req); err != nil {
+		return err
 	}
 	resp, err := s.backend.ContainerCreate(r.Context(), r.URL.Query().Get("name"), &req)
 	if err != nil {
@@ -40,6 +46,12 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request, _ param
 }
 
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request, p params) error {
+	if cp := r.URL.Query().Get("checkpoint"); cp != "" {
+		if !validObjectName.MatchString(cp) {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid checkpoint ID %q, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", cp))
+		}
+		return errdefs.NotImplemented(errors.New("starting from a checkpoint: not implemented in berth yet"))
+	}
 	if err := s.backend.ContainerStart(r.Context(), p["name"]); err != nil {
 		return err
 	}
@@ -61,12 +73,15 @@ func stopParams(r *http.Request) (string, *int, error) {
 	return q.Get("signal"), timeout, nil
 }
 
+// Stop and restart run to their end even when the client goes away, as in
+// dockerd: a cancelled request must not leave a container half-stopped
+// (or stopped but not started again).
 func (s *Server) containerStop(w http.ResponseWriter, r *http.Request, p params) error {
 	sig, timeout, err := stopParams(r)
 	if err != nil {
 		return err
 	}
-	if err := s.backend.ContainerStop(r.Context(), p["name"], sig, timeout); err != nil {
+	if err := s.backend.ContainerStop(context.WithoutCancel(r.Context()), p["name"], sig, timeout); err != nil {
 		return err
 	}
 	return noContent(w)
@@ -77,7 +92,7 @@ func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request, p para
 	if err != nil {
 		return err
 	}
-	if err := s.backend.ContainerRestart(r.Context(), p["name"], sig, timeout); err != nil {
+	if err := s.backend.ContainerRestart(context.WithoutCancel(r.Context()), p["name"], sig, timeout); err != nil {
 		return err
 	}
 	return noContent(w)
@@ -161,6 +176,9 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request, p params)
 
 func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, p params) error {
 	q := r.URL.Query()
+	if err := checkDetachKeys(q.Get("detachKeys")); err != nil {
+		return err
+	}
 	h := s.newHijacker(w, r, boolValue(r, "stdin"))
 	defer h.close()
 	opts := AttachOptions{
@@ -240,11 +258,11 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, p params)
 }
 
 func (s *Server) containerResize(w http.ResponseWriter, r *http.Request, p params) error {
-	hgt, err := uintValue(r, "h")
+	hgt, err := resizeValue(r, "h")
 	if err != nil {
 		return err
 	}
-	wid, err := uintValue(r, "w")
+	wid, err := resizeValue(r, "w")
 	if err != nil {
 		return err
 	}
@@ -353,8 +371,16 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request, _ params)
 	if list == nil {
 		list = []container.Summary{}
 	}
+	version := apiVersion(r.Context())
 	for i := range list {
 		c := &list[i]
+		// Fields added to the summary later than the request's version.
+		if compareVersions(version, "1.46") < 0 {
+			c.HostConfig.Annotations = nil
+		}
+		if compareVersions(version, "1.52") < 0 {
+			c.Health = nil
+		}
 		// The CLI cuts the first character of each name: it must be "/".
 		for j, n := range c.Names {
 			if !strings.HasPrefix(n, "/") {
@@ -412,6 +438,14 @@ func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request, p param
 	var u container.UpdateConfig
 	if err := decodeBody(r, &u); err != nil {
 		return err
+	}
+	if compareVersions(apiVersion(r.Context()), "1.40") < 0 {
+		u.PidsLimit = nil // not updatable before 1.40
+	}
+	if u.PidsLimit != nil && *u.PidsLimit <= 0 {
+		// 0 and any negative value mean "unlimited" when updating.
+		var unlimited int64
+		u.PidsLimit = &unlimited
 	}
 	resp, err := s.backend.ContainerUpdate(r.Context(), p["name"], &u)
 	if err != nil {

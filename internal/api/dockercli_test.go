@@ -325,6 +325,11 @@ func TestDockerCLIRunTTY(t *testing.T) {
 		t.Errorf("docker run -it echo: %v, output %q", err, eout)
 	}
 
+	// The first run may have recorded a 30x100 resize too (for its own
+	// container): wait for this one's only.
+	ts.fake.mu.Lock()
+	ts.fake.resizes = nil
+	ts.fake.mu.Unlock()
 	cmd := exec.CommandContext(ctx, dockerCLIPath, "run", "-it", "--name", "tty", "busybox", "sleep")
 	cmd.Env = []string{"DOCKER_HOST=unix://" + ts.sock, "DOCKER_CONFIG=" + cfg, "HOME=" + cfg, "TERM=xterm"}
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})

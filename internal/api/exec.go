@@ -32,6 +32,9 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request, p params) err
 		return err
 	}
 	opts := ExecStartOptions{Detach: req.Detach, Tty: req.Tty, ConsoleSize: req.ConsoleSize}
+	if !req.Tty {
+		opts.ConsoleSize = nil // no console without a tty
+	}
 	if req.Detach {
 		opts.GetStreams = func(bool) (Streams, error) {
 			return Streams{Stdout: discard{}, Stderr: discard{}}, nil
@@ -45,7 +48,10 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request, p params) err
 	}
 	h := s.newHijacker(w, r, true)
 	defer h.close()
-	opts.GetStreams = h.getStreams
+	// As dockerd, the start request's Tty decides the framing, whatever
+	// the exec was created with: a tty exec started with Tty false is
+	// still multiplexed (its output all on stdout).
+	opts.GetStreams = func(bool) (Streams, error) { return h.getStreams(req.Tty) }
 	ctx, cancel := h.context()
 	defer cancel()
 	err := s.backend.ExecStart(ctx, p["id"], opts)
@@ -72,11 +78,11 @@ func (s *Server) execInspect(w http.ResponseWriter, r *http.Request, p params) e
 }
 
 func (s *Server) execResize(w http.ResponseWriter, r *http.Request, p params) error {
-	hgt, err := uintValue(r, "h")
+	hgt, err := resizeValue(r, "h")
 	if err != nil {
 		return err
 	}
-	wid, err := uintValue(r, "w")
+	wid, err := resizeValue(r, "w")
 	if err != nil {
 		return err
 	}

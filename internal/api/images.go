@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/moby/moby/api/types/common"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
 
 	"berth/internal/errdefs"
@@ -132,6 +133,12 @@ func (s *Server) imagePrune(w http.ResponseWriter, r *http.Request, _ params) er
 
 // commit is POST /commit?container=&repo=&tag=&author=&comment=&changes=&pause=.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, _ params) error {
+	// The body is the new image's config; the backend takes its changes
+	// from the query, but a malformed body is still refused as dockerd does.
+	var cfg container.Config
+	if err := decodeBody(r, &cfg); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	pause := q.Get("pause") == "" || boolValue(r, "pause")
 	repo, tag := q.Get("repo"), q.Get("tag")

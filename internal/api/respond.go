@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,17 +60,44 @@ func noContent(w http.ResponseWriter) error {
 	return nil
 }
 
-// decodeBody decodes a JSON request body into v. An empty body leaves v as
-// it is; unknown fields are ignored, as dockerd does.
+// decodeBody decodes a JSON request body into v, checked the way dockerd
+// checks it: a body must come with Content-Type application/json, must be
+// one JSON value, and its errors read "invalid JSON: ...". An empty body
+// leaves v as it is; unknown fields are ignored.
 func decodeBody(r *http.Request, v any) error {
-	if r.Body == nil {
+	if err := checkJSONContentType(r); err != nil {
+		return err
+	}
+	if r.Body == nil || r.ContentLength == 0 {
 		return nil
 	}
-	err := json.NewDecoder(r.Body).Decode(v)
-	if err == nil || errors.Is(err, io.EOF) {
+	return decodeJSON(r.Body, v)
+}
+
+// decodeJSON decodes exactly one JSON value from body; an empty body is
+// "invalid JSON: EOF" (what dockerd's create answers).
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+	}
+	if dec.More() {
+		return errdefs.InvalidParameter(errors.New("unexpected content after JSON"))
+	}
+	return nil
+}
+
+// checkJSONContentType accepts a missing Content-Type only without a body.
+func checkJSONContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) {
 		return nil
 	}
-	return errdefs.InvalidParameter(fmt.Errorf("decode request body for %s: %w", r.URL.Path, err))
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return errdefs.InvalidParameter(fmt.Errorf("unsupported Content-Type header (%s): must be 'application/json'", ct))
+	}
+	return nil
 }
 
 // boolValue reads a query boolean the way dockerd does: "", "0", "no",
@@ -100,12 +128,23 @@ func intValue(r *http.Request, key string, def int) (int, error) {
 	return n, nil
 }
 
-// uintValue reads an unsigned integer query parameter (resize h and w).
-func uintValue(r *http.Request, key string) (uint, error) {
-	s := strings.TrimSpace(r.URL.Query().Get(key))
+// resizeValue reads the h or w parameter of a resize as a uint32, with
+// dockerd's messages: `invalid resize height "x": invalid syntax`.
+func resizeValue(r *http.Request, key string) (uint, error) {
+	what := map[string]string{"h": "height", "w": "width"}[key]
+	raw := r.URL.Query().Get(key)
+	s, neg := strings.CutPrefix(raw, "-")
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil {
-		return 0, errdefs.InvalidParameter(fmt.Errorf("invalid value for %s: %q", key, s))
+		var ne *strconv.NumError
+		if errors.As(err, &ne) {
+			err = ne.Err
+		}
+	} else if neg {
+		err = strconv.ErrRange // a valid number, but negative
+	}
+	if err != nil {
+		return 0, errdefs.InvalidParameter(fmt.Errorf("invalid resize %s %q: %w", what, raw, err))
 	}
 	return uint(n), nil
 }

@@ -80,6 +80,7 @@ func (s *Server) routes() {
 	rt.handle(get, "/networks/{id}", s.networkInspect)
 	rt.handle(anyMethod, "/networks/{rest...}", notImplemented("networks"))
 	rt.handle(anyMethod, "/networks", notImplemented("networks"))
+	rt.handle(get, "/volumes", s.volumeList)
 	rt.handle(get, "/volumes/{name}", s.volumeInspect)
 	rt.handle(anyMethod, "/volumes", notImplemented("volumes"))
 	rt.handle(anyMethod, "/volumes/{rest...}", notImplemented("volumes"))

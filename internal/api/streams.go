@@ -153,9 +153,15 @@ func (h *hijacker) getStreams(tty bool) (Streams, error) {
 	if err := rw.Writer.Flush(); err != nil {
 		return Streams{}, fmt.Errorf("flush before hijack: %w", err)
 	}
+	// Since API 1.42 the content type of the 101 tells the client whether
+	// to demultiplex; older clients, and the 200 form, get raw-stream.
+	ct := mediaRawStream
+	if !tty && compareVersions(apiVersion(h.r.Context()), "1.42") >= 0 {
+		ct = mediaMultiplexedStream
+	}
 	head := "HTTP/1.1 200 OK\r\nContent-Type: " + mediaRawStream + "\r\n\r\n"
 	if upgradeRequested(h.r) {
-		head = "HTTP/1.1 101 UPGRADED\r\nContent-Type: " + mediaRawStream + "\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+		head = "HTTP/1.1 101 UPGRADED\r\nContent-Type: " + ct + "\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
 	}
 	if _, err := io.WriteString(conn, head); err != nil {
 		return Streams{}, fmt.Errorf("write hijack response: %w", err)

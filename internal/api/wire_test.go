@@ -122,7 +122,7 @@ func TestAttachHijack101AndFrames(t *testing.T) {
 	ts := startServer(t)
 	id := ts.createContainer(t, "", `{"Image":"busybox","Cmd":["echo","hi"]}`)
 	conn, br := ts.raw(t, attachReq("v1.47", id, "stderr=1&stdout=1&stream=1", true))
-	want := "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+	want := "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(br, got); err != nil || string(got) != want {
 		t.Fatalf("101 bytes: %q, %v", got, err)

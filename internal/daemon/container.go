@@ -34,9 +34,16 @@ type Container struct {
 	changed  chan struct{} // closed and replaced at every state change
 	exits    int           // incremented at every exit (for wait next-exit)
 	removed  bool
+	removing bool // a removal has claimed the container (see remove)
 	pending  []*pendingAttach
 	execs    map[string]*execConfig
 	starting bool
+	// apiRestart is set while ContainerRestart stops and starts the
+	// container: that exit must not auto-remove an --rm container.
+	apiRestart bool
+	// cleaning is set from an exit until its runtime state and rootfs are
+	// released (see waitCleanup).
+	cleaning bool
 	// healthStop ends the healthcheck monitor (nil when none runs).
 	healthStop func()
 }

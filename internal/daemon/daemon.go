@@ -176,13 +176,24 @@ func (d *Daemon) save(c *Container) error {
 	if err != nil {
 		return err
 	}
-	return d.db.Update(func(tx *bbolt.Tx) error {
-		bk, err := tx.CreateBucketIfNotExists(containersBucket)
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(c.ID), b)
-	})
+	return d.db.Update(func(tx *bbolt.Tx) error { return putRecord(tx, c.ID, b) })
+}
+
+// putRecord writes a container's JSON record b in tx.
+func putRecord(tx *bbolt.Tx, id string, b []byte) error {
+	bk, err := tx.CreateBucketIfNotExists(containersBucket)
+	if err != nil {
+		return err
+	}
+	return bk.Put([]byte(id), b)
+}
+
+// deleteRecordTx deletes a container's record in tx.
+func deleteRecordTx(tx *bbolt.Tx, id string) error {
+	if b := tx.Bucket(containersBucket); b != nil {
+		return b.Delete([]byte(id))
+	}
+	return nil
 }
 
 // reconcile aligns persisted containers with the keeper's snapshot after a
@@ -289,10 +300,5 @@ func (d *Daemon) containerDir(id string) string {
 func (d *Daemon) bundleDir(id string) string { return filepath.Join(d.cfg.ExecRoot, "bundles", id) }
 
 func (d *Daemon) deleteRecord(id string) error {
-	return d.db.Update(func(tx *bbolt.Tx) error {
-		if b := tx.Bucket(containersBucket); b != nil {
-			return b.Delete([]byte(id))
-		}
-		return nil
-	})
+	return d.db.Update(func(tx *bbolt.Tx) error { return deleteRecordTx(tx, id) })
 }

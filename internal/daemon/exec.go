@@ -274,5 +274,13 @@ func (d *Daemon) ExecResize(ctx context.Context, execID string, height, width ui
 	if err != nil {
 		return err
 	}
+	if c, err := d.Get(e.ContainerID); err == nil {
+		c.mu.Lock()
+		running := c.State.Running()
+		c.mu.Unlock()
+		if !running {
+			return errdefs.Conflict(fmt.Errorf("Container %s is not running", c.ID))
+		}
+	}
 	return d.keeper.Resize(ctx, e.ContainerID, e.ID, height, width)
 }

@@ -176,11 +176,19 @@ func (d *Daemon) probe(ctx context.Context, c *Container, hc *container.HealthCo
 		e.mu.Unlock()
 		res.Output = out.String()
 	case <-timer.C:
-		unix.Kill(ks.Pid, unix.SIGKILL)
+		killPid(ks.Pid)
 		res.ExitCode = -1
+		// docker keeps what the probe printed before it was killed
+		select {
+		case <-copied:
+		case <-time.After(time.Second):
+		}
 		res.Output = fmt.Sprintf("Health check exceeded timeout (%v)", hc.Timeout)
+		if o := out.String(); o != "" {
+			res.Output += ": " + o
+		}
 	case <-ctx.Done():
-		unix.Kill(ks.Pid, unix.SIGKILL)
+		killPid(ks.Pid)
 	}
 	ks.Close()
 	res.End = time.Now()
@@ -272,4 +280,11 @@ func validateHealth(h *container.HealthConfig) error {
 		return fmt.Errorf("StartInterval in Healthcheck cannot be less than %s", minimum)
 	}
 	return nil
+}
+
+// killPid kills a probe; never pid <= 0, which would signal a process group.
+func killPid(pid int) {
+	if pid > 0 {
+		unix.Kill(pid, unix.SIGKILL)
+	}
 }

@@ -335,7 +335,6 @@ func (d *Daemon) ImagePull(ctx context.Context, ref, tag, platform, auth string,
 	return errdefs.NotImplemented(errors.New("pulling from a registry is not implemented yet in berth"))
 }
 
-
 func imgCreated(img *image.Image) time.Time {
 	if img.Config.Created == nil {
 		return time.Time{}

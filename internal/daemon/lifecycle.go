@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"berth/internal/errdefs"
@@ -44,6 +45,14 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	}
 	if name != "" && !validName.MatchString(name) {
 		return container.CreateResponse{}, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name))
+	}
+	if name == "" {
+		d.mu.Lock()
+		name = d.generateName()
+		d.mu.Unlock()
+	}
+	if err := d.checkCreate("/"+strings.TrimPrefix(name, "/"), req.Config, hc); err != nil {
+		return container.CreateResponse{}, err
 	}
 	img, err := d.images.Resolve(req.Config.Image)
 	if err != nil {
@@ -96,13 +105,14 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	if err := os.MkdirAll(d.containerDir(id), 0o710); err != nil {
 		return fail(err)
 	}
-	if err := d.images.PrepareRootfs(id, img); err != nil {
-		return fail(err)
-	}
 	c.mu.Lock()
-	err = d.save(c)
+	rec, err := json.Marshal(c)
 	c.mu.Unlock()
 	if err != nil {
+		return fail(err)
+	}
+	// the container's record and its rootfs record: one transaction
+	if err := d.images.PrepareRootfsWith(id, img, func(tx *bbolt.Tx) error { return putRecord(tx, id, rec) }); err != nil {
 		return fail(err)
 	}
 	d.emit(c, events.ActionCreate, nil)
@@ -147,6 +157,12 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.MemorySwap > 0 && hc.Memory > 0 && hc.MemorySwap < hc.Memory {
 		return errdefs.InvalidParameter(errors.New("Minimum memoryswap limit should be larger than memory limit, see usage"))
 	}
+	// The resource checks start would make (negative CPUs, bad weights,
+	// more CPUs than the host has): dockerd refuses these at create, so
+	// no container is left behind.
+	if _, err := specgen.Resources(hc); err != nil {
+		return err
+	}
 	switch hc.NetworkMode {
 	case "", "default", "bridge", "none", "host":
 	default:
@@ -168,7 +184,7 @@ func (d *Daemon) ContainerStart(ctx context.Context, name string) error {
 		c.mu.Unlock()
 		return errdefs.NotModified(fmt.Errorf("container %s is already running", name))
 	}
-	if c.removed || c.State.Status == container.StateRemoving {
+	if c.removed || c.removing || c.State.Status == container.StateRemoving {
 		c.mu.Unlock()
 		return errdefs.Conflict(fmt.Errorf("container %s is marked for removal and cannot be started", name))
 	}
@@ -204,7 +220,13 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return err
 	}
-	if err := d.images.MountRootfs(c.ID, img, rootfs); err != nil {
+	mount := d.images.MountRootfs
+	if c.HostConfig.AutoRemove {
+		// thrown away at exit: skip the syncfs of the host's file system
+		// that unmounting a plain overlay costs
+		mount = d.images.MountRootfsVolatile
+	}
+	if err := mount(c.ID, img, rootfs); err != nil {
 		return fmt.Errorf("mount root filesystem: %w", err)
 	}
 	defer func() {
@@ -231,8 +253,12 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	if err != nil {
 		return err
 	}
+	nsPaths, err := d.namespacePaths(c.HostConfig)
+	if err != nil {
+		return err
+	}
 	spec, err := specgen.Build(specgen.Input{
-		ID: c.ID, Config: c.Config, HostConfig: c.HostConfig, Image: &img.Config.Config,
+		ID: c.ID, Config: c.Config, HostConfig: c.HostConfig, Image: &img.Config.Config, NamespacePaths: nsPaths,
 		Rootfs: rootfs, HostnamePath: files.hostname, HostsPath: files.hosts, ResolvConfPath: files.resolv,
 		InitPath: d.cfg.Exe,
 	})
@@ -262,6 +288,7 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	c.mu.Lock()
 	pending := c.pending
 	c.pending = nil
+	exits := c.exits
 	c.mu.Unlock()
 	for _, p := range pending {
 		s, err := d.keeper.Attach(d.ctx, c.ID, p.stdin, p.stdout, p.stderr)
@@ -270,17 +297,32 @@ func (d *Daemon) start(c *Container) (retErr error) {
 		}
 		p.ready <- s
 	}
+	startedAt := time.Now().UTC()
 	if err := d.keeper.Start(d.ctx, c.ID); err != nil {
 		d.keeper.Delete(context.Background(), c.ID, true)
 		return startError(err)
 	}
 	c.mu.Lock()
-	c.State = State{Status: container.StateRunning, Pid: pid, StartedAt: time.Now().UTC(), Health: c.State.Health}
-	d.save(c)
+	if c.exits != exits {
+		// A fast process's exit event overtook the keeper's reply and
+		// handleExit has recorded the exit (and maybe scheduled a
+		// restart): marking it running now would leave it running forever.
+		c.State.StartedAt = startedAt
+	} else {
+		c.State = State{Status: container.StateRunning, Pid: pid, StartedAt: startedAt, Health: c.State.Health}
+	}
+	exited := c.exits != exits
+	if !c.removed {
+		// an --rm container whose exit overtook us is already gone:
+		// saving would bring its record back
+		d.save(c)
+	}
 	c.notify()
 	c.mu.Unlock()
 	d.emit(c, events.ActionStart, nil)
-	d.startHealth(c, true)
+	if !exited {
+		d.startHealth(c, true)
+	}
 	return nil
 }
 
@@ -330,12 +372,24 @@ func (d *Daemon) handleExit(e keeper.Event) {
 	c.mu.Lock()
 	c.stopHealth()
 	c.State.Status = container.StateExited
+	if !c.HostConfig.AutoRemove && shouldRestart(c.HostConfig.RestartPolicy, c.ManualStop, e.ExitCode, c.RestartCount) {
+		// never "exited" between two runs of a restarting container:
+		// a poll for exited must see only the final exit
+		c.State.Status = container.StateRestarting
+	}
 	c.State.ExitCode = e.ExitCode
 	c.State.Pid = 0
 	c.State.FinishedAt = e.ExitedAt.UTC()
 	c.State.OOMKilled = e.OOMKilled
 	c.exits++
-	d.save(c)
+	c.cleaning = true
+	if !c.HostConfig.AutoRemove {
+		// An --rm container is removed next; should the daemon die first,
+		// its record still says running and reconcile finds it lost and
+		// removes it then: the exit needs no transaction (and fsync) of its
+		// own on the path that `run --rm` waits on.
+		d.save(c)
+	}
 	c.mu.Unlock()
 	d.emit(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(e.ExitCode)})
 	d.cleanupAfterExit(c, true)
@@ -354,19 +408,28 @@ func (d *Daemon) cleanupAfterExit(c *Container, keeperHeld bool) {
 		d.log.Warn("unmount rootfs", "id", c.ID, "err", err)
 	}
 	c.mu.Lock()
+	c.cleaning = false
 	c.notify()
 	manual, policy, code, restarts := c.ManualStop, c.HostConfig.RestartPolicy, c.State.ExitCode, c.RestartCount
-	auto := c.HostConfig.AutoRemove
+	auto := c.HostConfig.AutoRemove && !c.apiRestart
 	c.mu.Unlock()
 	if auto {
-		if err := d.remove(c, false); err != nil {
-			d.log.Warn("auto-remove", "id", c.ID, "err", err)
+		if err := d.remove(c, false); err != nil && !errdefs.IsConflict(err) {
+			d.log.Warn("auto-remove", "id", c.ID, "err", err) // a conflict: an rm got there first
 		}
 		return
 	}
 	if shouldRestart(policy, manual, code, restarts) {
 		d.scheduleRestart(c, restarts)
+		return
 	}
+	c.mu.Lock()
+	if c.State.Status == container.StateRestarting && !c.starting {
+		c.State.Status = container.StateExited // stopped meanwhile
+		d.save(c)
+		c.notify()
+	}
+	c.mu.Unlock()
 }
 
 func shouldRestart(p container.RestartPolicy, manual bool, code, restarts int) bool {
@@ -473,6 +536,15 @@ func (d *Daemon) stop(ctx context.Context, c *Container, signal string, timeout 
 		d.rt.Resume(c.ID)
 		c.State.Status = container.StateRunning
 	}
+	if c.State.Status == container.StateRestarting && !c.starting {
+		// Waiting for its restart delay, no process: the pending restart
+		// sees ManualStop (or the state) and does nothing.
+		c.State.Status = container.StateExited
+		d.save(c)
+		c.notify()
+		c.mu.Unlock()
+		return nil
+	}
 	exits := c.exits
 	c.mu.Unlock()
 	sig := unix.SIGTERM
@@ -484,7 +556,7 @@ func (d *Daemon) stop(ctx context.Context, c *Container, signal string, timeout 
 		sig = s
 	}
 	d.emit(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
-	if err := d.keeper.Kill(ctx, c.ID, int(sig), false); err != nil && !errdefs.IsConflict(err) {
+	if err := d.keeper.Kill(ctx, c.ID, int(sig), false); err != nil && !errdefs.IsConflict(err) && !errdefs.IsNotFound(err) {
 		return err
 	}
 	if t < 0 {
@@ -497,6 +569,11 @@ func (d *Daemon) stop(ctx context.Context, c *Container, signal string, timeout 
 	}
 	d.emit(c, events.ActionKill, map[string]string{"signal": "9"})
 	if err := d.keeper.Kill(ctx, c.ID, int(unix.SIGKILL), true); err != nil && !errdefs.IsConflict(err) {
+		// The stop signal may have ended it meanwhile (its cgroup is
+		// already gone): that is a stop, not an error.
+		if d.waitExit(ctx, c, exits, 2*time.Second) == nil {
+			return nil
+		}
 		return err
 	}
 	return d.waitExit(ctx, c, exits, 0)
@@ -537,7 +614,13 @@ func (d *Daemon) ContainerRestart(ctx context.Context, name, signal string, time
 	c.mu.Lock()
 	running := c.State.Running()
 	c.ManualStop = true
+	c.apiRestart = true
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.apiRestart = false
+		c.mu.Unlock()
+	}()
 	if running {
 		if err := d.stop(ctx, c, signal, timeout); err != nil {
 			return err
@@ -553,6 +636,24 @@ func (d *Daemon) ContainerRestart(ctx context.Context, name, signal string, time
 }
 
 func (d *Daemon) waitCleanup(c *Container) {
+	// The exit handler's release of the runtime state and rootfs must be
+	// over before the container can start again (restart) or be removed.
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		cleaning := c.cleaning
+		ch := c.waitChan()
+		c.mu.Unlock()
+		if !cleaning {
+			break
+		}
+		select {
+		case <-ch:
+			continue
+		case <-deadline:
+		}
+		break
+	}
 	for i := 0; i < 500; i++ {
 		if !isMounted(filepath.Join(c.BundleDir, "rootfs")) {
 			if _, err := d.rt.State(c.ID); err != nil {
@@ -580,13 +681,27 @@ func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 		c.mu.Unlock()
 		return errdefs.Conflict(fmt.Errorf("Cannot kill container: %s: Container %s is not running", name, c.ID))
 	}
-	if sig == unix.SIGKILL || sig == unix.SIGTERM || sig == unix.SIGINT {
+	// As dockerd: a kill disables the restart policy, unless the container
+	// has a stop signal and this is another signal (not SIGKILL).
+	disable := true
+	if c.Config.StopSignal != "" && sig != unix.SIGKILL {
+		stopSig, err := parseSignal(c.Config.StopSignal)
+		disable = err == nil && stopSig == sig
+	}
+	if disable {
 		c.ManualStop = true
 		d.save(c)
 	}
+	exits := c.exits
 	c.mu.Unlock()
 	d.emit(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
-	return d.keeper.Kill(ctx, c.ID, int(sig), false)
+	if err := d.keeper.Kill(ctx, c.ID, int(sig), false); err != nil || sig != unix.SIGKILL {
+		return err
+	}
+	// As dockerd, a SIGKILL returns once the container has exited, so
+	// that what the client does next sees it stopped.
+	d.waitExit(ctx, c, exits, 10*time.Second)
+	return nil
 }
 
 func parseSignal(s string) (unix.Signal, error) {
@@ -678,31 +793,68 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, remove
 		return err
 	}
 	c.mu.Lock()
+	if c.removing || c.removed {
+		c.mu.Unlock()
+		return errRemovalInProgress(name)
+	}
 	running := c.State.Running() || c.starting
+	status := c.State.Status
+	if running && !force {
+		c.mu.Unlock()
+		return errdefs.Conflict(fmt.Errorf("cannot remove container %q: container is %s: stop the container before removing or force remove", name, status))
+	}
+	// Claim the removal before killing, as dockerd does: a concurrent rm
+	// and the auto-remove of an --rm container then yield to this one.
+	c.removing = true
 	c.mu.Unlock()
 	if running {
-		if !force {
-			return errdefs.Conflict(fmt.Errorf("You cannot remove a running container %s. Stop the container before attempting removal or force remove", c.ID))
-		}
 		c.mu.Lock()
 		c.ManualStop = true
 		exits := c.exits
 		c.mu.Unlock()
+		d.emit(c, events.ActionKill, map[string]string{"signal": "9"}) // as docker: rm -f is kill, die, destroy
 		d.keeper.Kill(ctx, c.ID, int(unix.SIGKILL), true)
 		d.waitExit(ctx, c, exits, 10*time.Second)
 		d.waitCleanup(c)
 	}
-	return d.remove(c, force)
+	return d.removeClaimed(c)
 }
 
+// errRemovalInProgress is docker's answer to a second concurrent removal.
+func errRemovalInProgress(name string) error {
+	return errdefs.Conflict(fmt.Errorf("removal of container %s is already in progress", name))
+}
+
+// remove deletes a stopped container unless another removal has claimed it
+// (then it returns errRemovalInProgress).
 func (d *Daemon) remove(c *Container, force bool) error {
 	c.mu.Lock()
-	if c.removed {
+	if c.removing || c.removed {
 		c.mu.Unlock()
-		return nil
+		return errRemovalInProgress(c.ID[:12])
 	}
+	c.removing = true
+	c.mu.Unlock()
+	return d.removeClaimed(c)
+}
+
+// removeClaimed deletes c once the caller has set c.removing; on failure
+// the claim is dropped so that a later rm can try again.
+func (d *Daemon) removeClaimed(c *Container) (retErr error) {
+	defer func() {
+		if retErr != nil {
+			c.mu.Lock()
+			c.removing = false
+			c.mu.Unlock()
+		}
+	}()
+	c.mu.Lock()
 	c.State.Status = container.StateRemoving
-	d.save(c)
+	if !c.HostConfig.AutoRemove {
+		// For an --rm container the record left by a crash already leads
+		// to its removal (see handleExit); skip the transaction.
+		d.save(c)
+	}
 	c.mu.Unlock()
 	d.keeper.Delete(context.Background(), c.ID, true)
 	d.rt.Delete(c.ID, true)
@@ -710,12 +862,14 @@ func (d *Daemon) remove(c *Container, force bool) error {
 	if err := d.images.UnmountRootfs(rootfs); err != nil && isMounted(rootfs) {
 		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
 	}
-	if err := d.images.RemoveRootfs(c.ID); err != nil {
+	os.RemoveAll(c.BundleDir)
+	os.RemoveAll(d.containerDir(c.ID)) // logs, etc files, and (as root) the rw layer
+	// The records go last, the container's and its rootfs's in one
+	// transaction; RemoveRootfsWith first finishes the rw layer's removal.
+	if err := d.images.RemoveRootfsWith(c.ID, func(tx *bbolt.Tx) error { return deleteRecordTx(tx, c.ID) }); err != nil {
 		return fmt.Errorf("remove container %s layer: %w", c.ID[:12], err)
 	}
-	os.RemoveAll(c.BundleDir)
-	os.RemoveAll(d.containerDir(c.ID))
-	d.deleteRecord(c.ID)
+	os.RemoveAll(d.containerDir(c.ID)) // what remained before the rw layer could go
 	d.mu.Lock()
 	delete(d.containers, c.ID)
 	if d.names[c.Name] == c.ID {

@@ -164,7 +164,7 @@ func statusText(st State, now time.Time) string {
 func (d *Daemon) ContainerList(ctx context.Context, all bool, limit int, size bool, f api.Filters) ([]container.Summary, error) {
 	for k := range f {
 		switch k {
-		case "id", "name", "label", "status", "exited", "ancestor", "before", "since", "health", "network", "volume", "is-task", "publish", "expose", "isolation":
+		case "id", "name", "label", "annotation", "status", "exited", "ancestor", "before", "since", "health", "network", "volume", "is-task", "publish", "expose", "isolation":
 		default:
 			return nil, errdefs.InvalidParameter(fmt.Errorf("invalid filter '%s'", k))
 		}
@@ -204,6 +204,9 @@ func (d *Daemon) ContainerList(ctx context.Context, all bool, limit int, size bo
 		running := c.State.Running()
 		created := c.Created
 		c.mu.Unlock()
+		d.mu.Lock()
+		s.Names = append(s.Names, d.linkNames(s.Names[0])...)
+		d.mu.Unlock()
 		if !all && !running {
 			continue
 		}
@@ -246,6 +249,7 @@ func (c *Container) summary(now time.Time) container.Summary {
 		s.Labels = map[string]string{}
 	}
 	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+	s.HostConfig.Annotations = c.HostConfig.Annotations
 	if c.State.Health != nil {
 		s.Health = &container.HealthSummary{Status: c.State.Health.Status, FailingStreak: c.State.Health.FailingStreak}
 	}
@@ -305,6 +309,13 @@ func (d *Daemon) matchContainer(c *Container, s container.Summary, f api.Filters
 	for l := range f["label"] {
 		k, v, hasV := strings.Cut(l, "=")
 		got, ok := s.Labels[k]
+		if !ok || (hasV && got != v) {
+			return false
+		}
+	}
+	for a := range f["annotation"] {
+		k, v, hasV := strings.Cut(a, "=")
+		got, ok := s.HostConfig.Annotations[k]
 		if !ok || (hasV && got != v) {
 			return false
 		}
@@ -525,9 +536,8 @@ func (d *Daemon) ContainerChanges(ctx context.Context, name string) ([]container
 	for _, ch := range changes {
 		out = append(out, container.FilesystemChange{Path: ch.Path, Kind: container.ChangeType(ch.Kind)})
 	}
-	return out, nil
+	return hideMountpoints(out), nil
 }
-
 
 // ContainerUpdate changes resource limits (and the restart policy).
 func (d *Daemon) ContainerUpdate(ctx context.Context, name string, u *container.UpdateConfig) (container.UpdateResponse, error) {
@@ -574,7 +584,7 @@ func (d *Daemon) ContainerUpdate(ctx context.Context, name string, u *container.
 	}
 	if u.RestartPolicy.Name != "" {
 		if hc.AutoRemove && u.RestartPolicy.Name != container.RestartPolicyDisabled {
-			return container.UpdateResponse{}, errdefs.InvalidParameter(errors.New("Restart policy cannot be updated because AutoRemove is enabled for the container"))
+			return container.UpdateResponse{}, errdefs.Conflict(errors.New("Restart policy cannot be updated because AutoRemove is enabled for the container"))
 		}
 		hc.RestartPolicy = u.RestartPolicy
 	}

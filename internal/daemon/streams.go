@@ -29,39 +29,39 @@ func (d *Daemon) ContainerAttach(ctx context.Context, name string, opts api.Atta
 	}
 	c.mu.Lock()
 	tty := c.Config.Tty
+	// A container not yet running gets a pending attachment, registered
+	// before GetStreams answers the client: `start -a` and `run` send
+	// start the moment they have that answer, and start hands its output
+	// only to the attachments registered by then.
+	var p *pendingAttach
+	if opts.Stream && !(c.State.Running() && !c.starting) {
+		p = &pendingAttach{stdin: opts.Stdin, stdout: opts.Stdout, stderr: opts.Stderr, ready: make(chan *keeper.Stream, 1)}
+		c.pending = append(c.pending, p)
+	}
 	c.mu.Unlock()
 	streams, err := opts.GetStreams(tty)
 	if err != nil {
+		if p != nil {
+			d.dropPending(c, p)
+		}
 		return err
 	}
 	if !opts.Stream {
 		return nil
 	}
 	stdin := opts.Stdin && streams.Stdin != nil
-	c.mu.Lock()
 	var ks *keeper.Stream
-	if c.State.Running() && !c.starting {
-		c.mu.Unlock()
+	if p == nil {
 		ks, err = d.keeper.Attach(ctx, c.ID, stdin, opts.Stdout, opts.Stderr)
 		if err != nil {
 			return err
 		}
 	} else {
-		p := &pendingAttach{stdin: stdin, stdout: opts.Stdout, stderr: opts.Stderr, ready: make(chan *keeper.Stream, 1)}
-		c.pending = append(c.pending, p)
-		c.mu.Unlock()
 		d.emit(c, events.ActionAttach, nil)
 		select {
 		case ks = <-p.ready:
 		case <-ctx.Done():
-			c.mu.Lock()
-			for i, q := range c.pending {
-				if q == p {
-					c.pending = append(c.pending[:i], c.pending[i+1:]...)
-					break
-				}
-			}
-			c.mu.Unlock()
+			d.dropPending(c, p)
 			return nil
 		}
 		if ks == nil {
@@ -76,6 +76,24 @@ func (d *Daemon) ContainerAttach(ctx context.Context, name string, opts api.Atta
 		}()
 	}
 	return copyStream(streams, ks, tty)
+}
+
+// dropPending withdraws an attachment nobody will read; if start has
+// already taken it, the stream it hands over is closed.
+func (d *Daemon) dropPending(c *Container, p *pendingAttach) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, q := range c.pending {
+		if q == p {
+			c.pending = append(c.pending[:i], c.pending[i+1:]...)
+			return
+		}
+	}
+	go func() {
+		if ks := <-p.ready; ks != nil {
+			ks.Close()
+		}
+	}()
 }
 
 // copyStream copies a keeper stream to the client: raw for a tty, else
@@ -137,7 +155,8 @@ func (d *Daemon) ContainerLogs(ctx context.Context, name string, opts api.LogsOp
 	driver := c.HostConfig.LogConfig.Type
 	_, maxFiles := logLimits(c.HostConfig.LogConfig.Config)
 	c.mu.Unlock()
-	if driver != "" && driver != "json-file" {
+	// "local" is stored in the json-file format too: both can be read.
+	if driver != "" && driver != "json-file" && driver != "local" {
 		return errdefs.InvalidParameter(fmt.Errorf("configured logging driver does not support reading"))
 	}
 	if !opts.Stdout && !opts.Stderr {

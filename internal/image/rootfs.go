@@ -24,6 +24,14 @@ import (
 // (containers/<id>/rw/{upper,work}) and records that the container uses the
 // image, which Delete then refuses to remove.
 func (s *Store) PrepareRootfs(containerID string, img *Image) error {
+	return s.PrepareRootfsWith(containerID, img, nil)
+}
+
+// PrepareRootfsWith is PrepareRootfs that also runs also (when not nil) in
+// the transaction that records the rootfs, so that the caller's own record
+// of the container is written in the same commit: one multi-record change,
+// one transaction, one sync. also must not call the Store.
+func (s *Store) PrepareRootfsWith(containerID string, img *Image, also func(*bolt.Tx) error) error {
 	if err := s.snapshots.PrepareRW(containerID); err != nil {
 		return err
 	}
@@ -34,6 +42,11 @@ func (s *Store) PrepareRootfs(containerID string, img *Image) error {
 		return notFound(img.ID.String())
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketRootfs).Put([]byte(containerID), []byte(img.ID))
 	})
 	if err != nil {
@@ -53,21 +66,49 @@ func (s *Store) MountRootfs(containerID string, img *Image, target string) error
 	return s.snapshots.Mount(containerID, img.ChainIDs(), target)
 }
 
+// MountRootfsVolatile is MountRootfs for a container whose read-write
+// layer is deleted when it exits (run --rm): see snapshot.MountVolatile.
+func (s *Store) MountRootfsVolatile(containerID string, img *Image, target string) error {
+	if _, err := os.Stat(s.snapshots.UpperDir(containerID)); err != nil {
+		return errdefs.NotFound(fmt.Errorf("image: container %s has no prepared rootfs: %w", containerID, err))
+	}
+	return s.snapshots.MountVolatile(containerID, img.ChainIDs(), target)
+}
+
 // UnmountRootfs unmounts a root filesystem; one not mounted is no error.
 func (s *Store) UnmountRootfs(target string) error { return snapshot.Unmount(target) }
 
 // RemoveRootfs deletes a container's read-write layer and its record. It
 // is idempotent.
 func (s *Store) RemoveRootfs(containerID string) error {
+	return s.RemoveRootfsWith(containerID, nil)
+}
+
+// RemoveRootfsWith is RemoveRootfs that also runs also (when not nil) in
+// the transaction that deletes the rootfs record — even when there is none
+// left to delete — so that the caller's record of the container goes in
+// the same commit. also must not call the Store.
+func (s *Store) RemoveRootfsWith(containerID string, also func(*bolt.Tx) error) error {
 	if err := s.snapshots.RemoveRW(containerID); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.rootfs[containerID]; !ok {
+	_, recorded := s.rootfs[containerID]
+	if !recorded && also == nil {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRootfs).Delete([]byte(containerID)) })
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
+		}
+		if !recorded {
+			return nil
+		}
+		return tx.Bucket(bucketRootfs).Delete([]byte(containerID))
+	})
 	if err != nil {
 		return fmt.Errorf("image: remove rootfs record of %s: %w", containerID, err)
 	}

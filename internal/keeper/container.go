@@ -7,11 +7,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"berth/internal/cgroups"
 	"berth/internal/errdefs"
 	"berth/internal/jsonlog"
 	"berth/internal/runtime"
@@ -35,7 +39,11 @@ type ctr struct {
 	log      *jsonlog.Writer
 	output   sync.WaitGroup // output readers still draining
 	exitCh   chan struct{}  // closed once exited and drained
-	srv      *Server
+	// oomFile counts the container's OOM kills; set by resolveOOMFile
+	// before it closes cgroupReady.
+	oomFile     string
+	cgroupReady chan struct{}
+	srv         *Server
 }
 
 func (c *ctr) state() State {
@@ -45,32 +53,34 @@ func (c *ctr) state() State {
 }
 
 // pump copies one output stream of the container to its log and to every
-// attached client.
-func (c *ctr) pump(r io.ReadCloser, stream string, id byte) {
+// attached client. It closes f at the end when closeAtEnd is set.
+func (c *ctr) pump(f *os.File, closeAtEnd bool, stream string, id byte) {
 	defer c.output.Done()
-	defer r.Close()
-	buf := make([]byte, 32<<10)
+	if closeAtEnd {
+		defer f.Close()
+	}
+	r := outputReader{f: f}
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			now := time.Now()
-			if c.log != nil {
-				if lerr := c.log.Write(stream, buf[:n], now); lerr != nil {
-					c.srv.log.Warn("write log", "id", c.id, "err", lerr)
-				}
-			}
-			c.mu.Lock()
-			for fw, conn := range c.subs {
-				if werr := fw.write(id, buf[:n]); werr != nil {
-					conn.Close()
-					delete(c.subs, fw)
-				}
-			}
-			c.mu.Unlock()
-		}
+		buf, n, err := r.read()
 		if err != nil {
 			return
 		}
+		p := (*buf)[:n]
+		now := time.Now()
+		if c.log != nil {
+			if lerr := c.log.Write(stream, p, now); lerr != nil {
+				c.srv.log.Warn("write log", "id", c.id, "err", lerr)
+			}
+		}
+		c.mu.Lock()
+		for fw, conn := range c.subs {
+			if werr := fw.write(id, p); werr != nil {
+				conn.Close()
+				delete(c.subs, fw)
+			}
+		}
+		c.mu.Unlock()
+		release(buf)
 	}
 }
 
@@ -96,7 +106,64 @@ func (c *ctr) exited(ws unix.WaitStatus) {
 	}
 	c.mu.Unlock()
 	close(c.exitCh)
-	c.srv.broadcast(Event{Type: "exit", ID: c.id, ExitCode: code, ExitedAt: c.exitedAt})
+	oom := c.oomKilled()
+	c.srv.broadcast(Event{Type: "exit", ID: c.id, ExitCode: code, ExitedAt: c.exitedAt, OOMKilled: oom})
+}
+
+// oomKilled reports whether the kernel's OOM killer killed a process of the
+// container. It is read at exit, while the cgroup still exists: the daemon
+// deletes it later, and only the cgroup keeps the count.
+func (c *ctr) oomKilled() bool {
+	if c.cgroupReady == nil {
+		return false
+	}
+	<-c.cgroupReady
+	if c.oomFile == "" {
+		return false
+	}
+	n, err := readOOMKills(c.oomFile)
+	if err != nil {
+		c.srv.log.Debug("read OOM kill count at exit", "id", c.id, "err", err)
+		return false
+	}
+	return n > 0
+}
+
+// resolveOOMFile finds the file that counts the container's OOM kills. It
+// runs in the background after create, while the container starts and runs:
+// loading the spec and the cgroup paths takes about a millisecond, which
+// the exit path that `run` waits on should not pay.
+func (c *ctr) resolveOOMFile() {
+	defer close(c.cgroupReady)
+	spec, err := c.srv.rt.Spec(c.id)
+	if err != nil || spec.Linux == nil {
+		return
+	}
+	cg, err := cgroups.Load(spec.Linux.CgroupsPath, c.id)
+	if err != nil {
+		return
+	}
+	name := "memory.oom_control" // v1: "oom_kill N" (Linux 4.13+)
+	if cgroups.IsV2() {
+		name = "memory.events"
+	}
+	c.oomFile = filepath.Join(cg.Path("memory"), name)
+}
+
+// readOOMKills reads the "oom_kill N" line of v1's memory.oom_control or
+// v2's memory.events: one counter, where Stats would read every statistic
+// of every controller.
+func readOOMKills(file string) (uint64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no oom_kill counter in %s", file)
 }
 
 func (c *ctr) close() {
@@ -125,7 +192,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &ctr{id: req.ID, tty: req.Tty, stdinOnce: req.StdinOnce, subs: map[*frameWriter]net.Conn{},
-		execs: map[string]*execProc{}, exitCh: make(chan struct{}), srv: s}
+		execs: map[string]*execProc{}, exitCh: make(chan struct{}), cgroupReady: make(chan struct{}), srv: s}
 	s.containers[req.ID] = c
 	s.lastActive = time.Now()
 	s.mu.Unlock()
@@ -139,6 +206,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	go c.resolveOOMFile()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(CreateResponse{Pid: pid})
 }
@@ -176,7 +244,7 @@ func (s *Server) createProcess(c *ctr, req CreateRequest) (int, error) {
 		}
 		c.pid = pid
 		c.output.Add(1)
-		go c.pump(nopReadCloser{master}, "stdout", 1)
+		go c.pump(master, false, "stdout", 1)
 		s.track(pid, c)
 		return pid, nil
 	}
@@ -217,8 +285,8 @@ func (s *Server) createProcess(c *ctr, req CreateRequest) (int, error) {
 	}
 	c.pid = pid
 	c.output.Add(2)
-	go c.pump(outR, "stdout", 1)
-	go c.pump(errR, "stderr", 2)
+	go c.pump(outR, true, "stdout", 1)
+	go c.pump(errR, true, "stderr", 2)
 	s.track(pid, c)
 	return pid, nil
 }

@@ -277,7 +277,9 @@ func (s *Server) handleKill(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	pid, running := c.pid, !c.done
 	c.mu.Unlock()
-	if !running {
+	if !running || pid <= 0 {
+		// pid 0 while the runtime is still creating it: kill(0, sig)
+		// would signal the keeper's own process group.
 		writeError(w, errdefs.Conflict(fmt.Errorf("container %s is not running", c.id)))
 		return
 	}

@@ -3,6 +3,7 @@ package nsinit
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,7 +117,7 @@ func applyCaps(caps *specs.LinuxCapabilities) error {
 	data[0].Inheritable, data[1].Inheritable, _ = capMask(caps.Inheritable)
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capset: %w", err)
+		return fmt.Errorf("capset: %w%s", err, missingCaps(caps))
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
@@ -128,6 +129,26 @@ func applyCaps(caps *specs.LinuxCapabilities) error {
 		}
 	}
 	return nil
+}
+
+// missingCaps explains a refused capset: the capabilities asked for that
+// this process's bounding set lacks (so nothing can grant them).
+func missingCaps(caps *specs.LinuxCapabilities) string {
+	var missing []string
+	for _, list := range [][]string{caps.Permitted, caps.Effective, caps.Inheritable} {
+		_, _, set := capMask(list)
+		for n := range set {
+			if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(n), 0, 0, 0); err == nil && in == 0 &&
+				!slices.Contains(missing, capName(n)) {
+				missing = append(missing, capName(n))
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	slices.Sort(missing)
+	return fmt.Sprintf(" (not in the runtime's bounding set: %s)", strings.Join(missing, ", "))
 }
 
 func capName(n int) string {

@@ -66,6 +66,19 @@ func run(mode string, syncFD int) error {
 		if err := setupRootfs(&c, syncFD); err != nil {
 			return err
 		}
+	} else if c.RootFD > 0 {
+		// The container shares the host's mount namespace: its root is
+		// the init's chroot.
+		if err := unix.Fchdir(c.RootFD); err != nil {
+			return fmt.Errorf("chdir to the container root: %w", err)
+		}
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot to the container root: %w", err)
+		}
+		unix.Close(c.RootFD)
+		if err := unix.Chdir("/"); err != nil {
+			return fmt.Errorf("chdir /: %w", err)
+		}
 	} else if c.Spec != nil && c.Spec.Root != nil && c.Spec.Root.Path != "" {
 		// setns(mnt) put us at the namespace's root, which pivot_root made
 		// the container's root; chdir there to be sure.
@@ -113,23 +126,13 @@ func run(mode string, syncFD int) error {
 	if err != nil {
 		return err
 	}
-	if mode == ModeInit {
-		if err := WriteFrame(syncFD, Msg{Type: MsgCreated, Pid: os.Getpid()}, -1); err != nil {
-			return err
-		}
-		if err := waitStart(c.StateDirFD); err != nil {
-			return err
-		}
-		// Step 10.
-		if c.Spec.Hooks != nil && len(c.Spec.Hooks.StartContainer) > 0 {
-			st := c.State
-			st.Status = specs.StateRunning
-			if err := runHooks("startContainer", c.Spec.Hooks.StartContainer, st); err != nil {
-				return err
-			}
-		}
+	img, err := prepareExec(path, c.Process.Args, env, c.Process.Rlimits)
+	if err != nil {
+		return err
 	}
 
+	// Step 10: credentials before "created", as runc does, so a capability
+	// or user the kernel refuses fails create rather than a later start.
 	var sc *specs.LinuxSeccomp
 	if c.Spec != nil && c.Spec.Linux != nil {
 		sc = c.Spec.Linux.Seccomp
@@ -138,6 +141,9 @@ func run(mode string, syncFD int) error {
 		if err := seccomp.Load(sc); err != nil {
 			return fmt.Errorf("load seccomp filter: %w", err)
 		}
+	}
+	if err := applyAppArmor(c.Process.ApparmorProfile); err != nil {
+		return err
 	}
 	if err := dropBounding(c.Process.Capabilities); err != nil {
 		return err
@@ -157,10 +163,31 @@ func run(mode string, syncFD int) error {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 		}
-		if sc != nil {
-			if err := seccomp.Load(sc); err != nil {
-				return fmt.Errorf("load seccomp filter: %w", err)
+	}
+
+	// Step 11.
+	if mode == ModeInit {
+		if err := WriteFrame(syncFD, Msg{Type: MsgCreated, Pid: os.Getpid()}, -1); err != nil {
+			return err
+		}
+		// The fifo stays open (close-on-exec) so that `start` returns
+		// only once the user program runs, or the init has died.
+		if err := waitStart(c.StateDirFD); err != nil {
+			return err
+		}
+		if c.Spec.Hooks != nil && len(c.Spec.Hooks.StartContainer) > 0 {
+			st := c.State
+			st.Status = specs.StateRunning
+			if err := runHooks("startContainer", c.Spec.Hooks.StartContainer, st); err != nil {
+				return err
 			}
+		}
+	}
+
+	// Step 12.
+	if c.Process.NoNewPrivileges && sc != nil {
+		if err := seccomp.Load(sc); err != nil {
+			return fmt.Errorf("load seccomp filter: %w", err)
 		}
 	}
 	umask := 0o022
@@ -175,18 +202,19 @@ func run(mode string, syncFD int) error {
 		// the execve succeeded.
 		_ = unix.CloseRange(uint(syncFD), uint(syncFD), unix.CLOSE_RANGE_CLOEXEC)
 	}
-	err = unix.Exec(path, c.Process.Args, env)
-	return fmt.Errorf("exec %s: %w", path, err)
+	return img.exec()
 }
 
-// waitStart blocks until `start` opens exec.fifo for reading.
+// waitStart blocks until `start` opens exec.fifo for reading, then writes
+// one byte. It leaves the fifo open, close-on-exec: `start` reads until EOF,
+// which comes with our execve (or our death).
 func waitStart(dirFD int) error {
 	fd, err := unix.Openat(dirFD, "exec.fifo", unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec.fifo: %w", err)
 	}
-	defer unix.Close(fd)
 	if _, err := unix.Write(fd, []byte{'0'}); err != nil {
+		unix.Close(fd)
 		return fmt.Errorf("write exec.fifo: %w", err)
 	}
 	return nil

@@ -47,6 +47,19 @@ func RunHooks(kind string, hooks []specs.Hook, state specs.State) error {
 	return nil
 }
 
+// RunHooksWarn runs every hook, in order, whatever the earlier ones did:
+// the spec's rule for poststart and poststop hooks, whose failures are only
+// warnings. It returns each failure.
+func RunHooksWarn(kind string, hooks []specs.Hook, state specs.State) []error {
+	var errs []error
+	for i := range hooks {
+		if err := RunHooks(kind, hooks[i:i+1], state); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
 func runHooks(kind string, hooks []specs.Hook, state specs.State) error {
 	return RunHooks(kind, hooks, state)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
@@ -294,4 +295,19 @@ func hasNS(c *Config, t specs.LinuxNamespaceType) bool {
 		}
 	}
 	return false
+}
+
+// MountOptionNames lists every mount option berth applies (flags and
+// propagation), sorted, for `berth runtime features`. The runc extensions
+// that ParseMountOptions accepts and ignores are not among them.
+func MountOptionNames() []string {
+	var out []string
+	for k := range mountFlags {
+		out = append(out, k)
+	}
+	for k := range propagationFlags {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

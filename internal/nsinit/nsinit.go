@@ -26,31 +26,43 @@
 //
 // The child (Init), in order — container init:
 //  1. init(): runtime.LockOSThread; everything below runs on this thread.
+//     With a new user namespace the fork made us root in it first (a host
+//     uid left unmapped would lose every capability at the re-exec).
 //  2. Read the Config from the sync socket; non-dumpable; umask 0.
 //  3. oom_score_adj (EPERM tolerated for negative values).
 //  4. unshare(CLONE_FS), setns into the namespaces given by fd (ipc, uts, net,
 //     cgroup, mnt); unshare(CLONE_NEWCGROUP) now that the parent placed us in
 //     the container's cgroup.
-//  5. hostname, domainname.
-//  6. rootfs: propagation, bind the rootfs onto itself, spec mounts in order
-//     with destinations resolved inside the rootfs (filepath-securejoin +
-//     mounting onto /proc/self/fd/N of a handle opened inside the root),
-//     /dev devices and links; parent runs createRuntime hooks; we run
-//     createContainer hooks; pivot_root (or MS_MOVE+chroot with NoPivot).
+//  5. hostname, domainname (the UTS namespace is new or joined by path).
+//  6. rootfs: propagation of / and a private parent mount (only in a mount
+//     namespace of our own, new or joined), bind the rootfs onto itself,
+//     spec mounts in order with destinations resolved inside the rootfs
+//     (filepath-securejoin + mounting onto /proc/self/fd/N of a handle
+//     opened inside the root), /dev devices and links; parent runs
+//     createRuntime hooks; we run createContainer hooks; pivot_root (or
+//     MS_MOVE+chroot with NoPivot, or a plain chroot without a mount
+//     namespace, whose mounts the runtime removes at delete).
 //  7. sysctls, console (pty from the container's devpts), masked paths,
 //     readonly paths, readonly root.
-//  8. Every fd above the passed ones marked close-on-exec; rlimits; session
-//     keyring; cwd entered and checked to be inside the root (CVE-2024-21626).
-//  9. Resolve the executable in the container; tell the parent "created";
-//     block opening exec.fifo (O_WRONLY) until `start` reads it.
-//  10. startContainer hooks; then per-thread state last: seccomp (early, while
-//     holding CAP_SYS_ADMIN, when no_new_privileges is off), uid/gid/groups
-//     with keep-caps, capabilities (bounding, ambient, the rest),
-//     no_new_privs, seccomp (late, when no_new_privileges is on); umask;
-//     execve.
+//  8. Every fd above the passed ones marked close-on-exec; rlimits except
+//     AS, DATA and NPROC; session keyring; cwd entered and checked to be
+//     inside the root (CVE-2024-21626).
+//  9. Resolve the executable in the container; build execve's arguments.
+//  10. Per-thread credentials, as runc orders them, before "created" so a
+//     refusal fails create: seccomp (early, while holding CAP_SYS_ADMIN,
+//     when no_new_privileges is off), AppArmor exec profile (where the
+//     kernel has AppArmor), bounding set, uid/gid/groups with keep-caps,
+//     the other capability sets, no_new_privs.
+//  11. Tell the parent "created"; block opening exec.fifo (O_WRONLY) until
+//     `start` reads it, and keep it open (close-on-exec) so that `start`
+//     returns only once the program runs; startContainer hooks.
+//  12. seccomp (late, when no_new_privileges is on); umask; AS, DATA and
+//     NPROC rlimits with raw system calls (past them the Go runtime may not
+//     map memory or start threads); execve.
 //
 // An exec child does steps 1-4 (joining every namespace of the container,
-// including mnt, which also sets its root and cwd), then 7's console, 8, 10.
+// including mnt, which also sets its root and cwd; without one it chroots to
+// the init's root), then 7's console, 8, 9, 10 and 12.
 package nsinit
 
 import (

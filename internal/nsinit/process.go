@@ -30,14 +30,22 @@ func RlimitNumber(name string) (int, bool) {
 	return n, ok
 }
 
-// setRlimits applies the spec's rlimits. Raising a hard limit needs
-// CAP_SYS_RESOURCE, which root may lack here: then the hard limit stays and
-// the soft one is clamped to it.
+// lateRlimit lists the limits that could starve this process's Go runtime
+// once set (no more address space or heap for it, no more threads): they
+// are set last, just before execve, by execImage.exec.
+var lateRlimit = map[int]bool{unix.RLIMIT_AS: true, unix.RLIMIT_DATA: true, unix.RLIMIT_NPROC: true}
+
+// setRlimits applies the spec's rlimits except the late ones. Raising a
+// hard limit needs CAP_SYS_RESOURCE, which root may lack here: then the
+// hard limit stays and the soft one is clamped to it.
 func setRlimits(limits []specs.POSIXRlimit) error {
 	for _, l := range limits {
 		res, ok := RlimitNumber(l.Type)
 		if !ok {
 			return fmt.Errorf("unknown rlimit %q", l.Type)
+		}
+		if lateRlimit[res] {
+			continue
 		}
 		// syscall.Setrlimit (not prlimit) so Go's exec keeps our NOFILE.
 		lim := syscall.Rlimit{Cur: l.Soft, Max: l.Hard}
@@ -55,6 +63,74 @@ func setRlimits(limits []specs.POSIXRlimit) error {
 		}
 	}
 	return nil
+}
+
+// execImage is everything execve needs, built while allocating is safe.
+type execImage struct {
+	path      string
+	argv, env []string
+	pathp     *byte
+	argvp     []*byte
+	envp      []*byte
+	late      []lateLimit
+}
+
+type lateLimit struct {
+	res  int
+	name string
+	lim  unix.Rlimit
+	cur  unix.Rlimit // scratch for the EPERM retry
+}
+
+func prepareExec(path string, argv, env []string, limits []specs.POSIXRlimit) (*execImage, error) {
+	img := &execImage{path: path, argv: argv, env: env}
+	for _, l := range limits {
+		if res, ok := RlimitNumber(l.Type); ok && lateRlimit[res] {
+			img.late = append(img.late, lateLimit{res: res, name: l.Type, lim: unix.Rlimit{Cur: l.Soft, Max: l.Hard}})
+		}
+	}
+	var err error
+	if img.pathp, err = unix.BytePtrFromString(path); err != nil {
+		return nil, fmt.Errorf("exec %s: %w", path, err)
+	}
+	if img.argvp, err = syscall.SlicePtrFromStrings(argv); err != nil {
+		return nil, fmt.Errorf("exec %s: bad argument: %w", path, err)
+	}
+	if img.envp, err = syscall.SlicePtrFromStrings(env); err != nil {
+		return nil, fmt.Errorf("exec %s: bad environment: %w", path, err)
+	}
+	return img, nil
+}
+
+// exec replaces the process with the container's program. Without late
+// rlimits it is Go's exec (which restores the soft RLIMIT_NOFILE that Go
+// raised at start-up, unless the spec set one). With them it sets those
+// limits and calls execve with raw system calls and no allocation in
+// between, since the Go runtime may not be able to map memory any more.
+// (In that case an unset RLIMIT_NOFILE stays at the value Go raised it to.)
+func (img *execImage) exec() error {
+	if len(img.late) == 0 {
+		err := unix.Exec(img.path, img.argv, img.env)
+		return fmt.Errorf("exec %s: %w", img.path, err)
+	}
+	for i := range img.late {
+		l := &img.late[i]
+		_, _, e := unix.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(l.res), uintptr(unsafe.Pointer(&l.lim)), 0, 0, 0)
+		if e == unix.EPERM {
+			// Keep the hard limit we cannot raise; clamp the soft one.
+			if _, _, e = unix.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(l.res), 0, uintptr(unsafe.Pointer(&l.cur)), 0, 0); e == 0 {
+				l.lim.Max = l.cur.Max
+				l.lim.Cur = min(l.lim.Cur, l.cur.Max)
+				_, _, e = unix.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(l.res), uintptr(unsafe.Pointer(&l.lim)), 0, 0, 0)
+			}
+		}
+		if e != 0 {
+			return fmt.Errorf("setrlimit %s soft=%d hard=%d: %w", l.name, l.lim.Cur, l.lim.Max, e)
+		}
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(img.pathp)),
+		uintptr(unsafe.Pointer(&img.argvp[0])), uintptr(unsafe.Pointer(&img.envp[0])))
+	return fmt.Errorf("exec %s: %w", img.path, e)
 }
 
 // setUser switches the calling thread to the spec user, keeping its

@@ -24,8 +24,16 @@ type Config struct {
 	// UnshareCgroupNS: create a cgroup namespace after the parent moved us
 	// into the container's cgroups (so that becomes its root).
 	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
-	// NewUTS: the UTS namespace is the container's own (hostname allowed).
+	// NewUTS: the UTS namespace is the container's own, new or joined by
+	// path (hostname allowed).
 	NewUTS bool `json:"newUTS,omitempty"`
+	// HostMountNS (init): no mount namespace in the spec, so the rootfs is
+	// set up in the caller's and entered with chroot, not pivot_root.
+	HostMountNS bool `json:"hostMountNS,omitempty"`
+	// RootFD (exec, >0): the container's root (an O_PATH fd of
+	// /proc/<init>/root) to chroot into, for a container that has no mount
+	// namespace to join.
+	RootFD int `json:"rootFD,omitempty"`
 	// UserNS: the process runs in a user namespace (mknod impossible, etc.).
 	UserNS bool `json:"userNS,omitempty"`
 	// PassFDs is how many fds from 3 up belong to the container.

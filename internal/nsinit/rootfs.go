@@ -10,6 +10,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -28,14 +29,16 @@ func setupRootfs(c *Config, syncFD int) error {
 		}
 		prop = f
 	}
-	if err := unix.Mount("", "/", "", uintptr(prop), ""); err != nil {
-		return fmt.Errorf("make / %s: %w", s.Linux.RootfsPropagation, err)
-	}
-	if prop&unix.MS_SHARED != 0 {
-		// pivot_root refuses a shared parent; keep just the parent private.
-		if err := unix.Mount("", filepath.Dir(rootfs), "", unix.MS_PRIVATE, ""); err != nil &&
-			!errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("make parent of rootfs private: %w", err)
+	if !c.HostMountNS {
+		// Never in the caller's mount namespace: that would change the
+		// host's propagation.
+		if err := unix.Mount("", "/", "", uintptr(prop), ""); err != nil {
+			return fmt.Errorf("make / %s: %w", s.Linux.RootfsPropagation, err)
+		}
+		// pivot_root refuses a shared parent mount, and a shared parent
+		// would propagate our bind mounts back out.
+		if err := parentMountPrivate(rootfs); err != nil {
+			return err
 		}
 	}
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -78,12 +81,28 @@ func setupRootfs(c *Config, syncFD int) error {
 		}
 	}
 
-	if c.NoPivot {
+	switch {
+	case c.HostMountNS:
+		// No mount namespace of its own: pivot_root or MS_MOVE would
+		// change the host's root. chroot, as runc does.
+		if err := chrootInto(rootfs); err != nil {
+			return err
+		}
+	case c.NoPivot:
 		if err := moveRoot(rootfs); err != nil {
 			return err
 		}
-	} else if err := pivotRoot(rootfs); err != nil {
-		return err
+	default:
+		if err := pivotRoot(rootfs); err != nil {
+			return err
+		}
+	}
+	if s.Linux != nil && s.Linux.RootfsPropagation != "" && !c.HostMountNS {
+		// The root is now a bind mount made under a private parent; give
+		// it the propagation the spec asked for.
+		if err := unix.Mount("", "/", "", uintptr(prop), ""); err != nil {
+			return fmt.Errorf("make the container root %s: %w", s.Linux.RootfsPropagation, err)
+		}
 	}
 
 	if s.Linux != nil {
@@ -213,6 +232,41 @@ func moveRoot(rootfs string) error {
 		return fmt.Errorf("chroot: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+// chrootInto enters rootfs with chroot(2), for a container that shares the
+// caller's mount namespace.
+func chrootInto(rootfs string) error {
+	if err := unix.Chdir(rootfs); err != nil {
+		return fmt.Errorf("chdir rootfs %s: %w", rootfs, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot %s: %w", rootfs, err)
+	}
+	return unix.Chdir("/")
+}
+
+// parentMountPrivate makes the mount holding rootfs's parent directory
+// private if it is shared.
+func parentMountPrivate(rootfs string) error {
+	parent := filepath.Dir(rootfs)
+	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(parent))
+	if err != nil {
+		return fmt.Errorf("read mounts above %s: %w", parent, err)
+	}
+	var best *mountinfo.Info
+	for _, m := range mounts {
+		if best == nil || len(m.Mountpoint) > len(best.Mountpoint) {
+			best = m
+		}
+	}
+	if best == nil || !strings.Contains(best.Optional, "shared:") {
+		return nil
+	}
+	if err := unix.Mount("", best.Mountpoint, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make %s (the mount holding the rootfs) private: %w", best.Mountpoint, err)
+	}
+	return nil
 }
 
 // openInRoot creates (a directory, or a file when file is set) at dest inside

@@ -154,11 +154,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (pid int, retErr error) {
 		}
 		switch ns.Type {
 		case specs.UTSNamespace:
-			cfg.NewUTS = ns.Path == ""
+			cfg.NewUTS = true
 		case specs.UserNamespace:
 			cfg.UserNS = true
 		}
 	}
+	cfg.HostMountNS = !hasNamespace(spec, specs.MountNamespace)
 	if l.cloneflags&unix.CLONE_NEWUSER != 0 {
 		for _, m := range spec.Linux.UIDMappings {
 			l.uidMaps = append(l.uidMaps, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
@@ -230,7 +231,10 @@ func (r *Runtime) Start(id string) error {
 	}
 	defer unix.Close(fd)
 	// Our open lets the init's blocking open(O_WRONLY) through; it then
-	// writes one byte. Poll with a timeout to notice an init that died.
+	// writes one byte and keeps the fifo open until its execve, so EOF
+	// after the byte means the user program runs (or the init died). Poll
+	// with a timeout to notice an init that died before opening it.
+	got := false
 	for {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(pfd, 50)
@@ -239,26 +243,42 @@ func (r *Runtime) Start(id string) error {
 		}
 		if n > 0 {
 			buf := make([]byte, 1)
-			if k, _ := unix.Read(fd, buf); k == 1 {
-				break
+			k, _ := unix.Read(fd, buf)
+			if k == 1 && !got {
+				got = true
+				// From here the state is "running": the fifo goes.
+				// A process that exits at once can be reaped and its
+				// state deleted by the caller before we get here.
+				if err := os.Remove(fifo); err != nil && !os.IsNotExist(err) {
+					return fmt.Errorf("remove %s: %w", fifo, err)
+				}
+			}
+			if k == 0 && got {
+				break // the writer closed: the init exec'd or died
 			}
 		}
-		if !processAlive(st.Pid, st.InitStart) {
+		if !got && !processAlive(st.Pid, st.InitStart) {
 			return errdefs.Conflict(fmt.Errorf("cannot start container %s: its init has exited", id))
 		}
-	}
-	if err := os.Remove(fifo); err != nil {
-		return fmt.Errorf("remove %s: %w", fifo, err)
 	}
 	if h := st.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
 		hs := st.State
 		hs.Status = specs.StateRunning
-		if err := nsinit.RunHooks("poststart", h.Poststart, hs); err != nil {
-			// The spec: log a warning, the lifecycle goes on.
+		// The spec: log a warning; the other hooks and the lifecycle go on.
+		for _, err := range nsinit.RunHooksWarn("poststart", h.Poststart, hs) {
 			slog.Warn("poststart hook failed", "id", id, "err", err)
 		}
 	}
 	return nil
+}
+
+func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
 }
 
 // LoadSpec reads bundle/config.json.
@@ -304,8 +324,11 @@ func withDefaultDevices(r *specs.LinuxResources, devs []specs.LinuxDevice) *spec
 	out.Devices = append(append([]specs.LinuxDeviceCgroup{}, r.Devices...), defaultDeviceRules...)
 	for _, d := range devs {
 		t := d.Type
-		if t == "u" {
+		switch t {
+		case "u":
 			t = "c"
+		case "p":
+			continue // a fifo: the device cgroup knows only b and c
 		}
 		out.Devices = append(out.Devices, specs.LinuxDeviceCgroup{
 			Allow: true, Type: t, Major: ptr(d.Major), Minor: ptr(d.Minor), Access: "rwm"})

@@ -76,6 +76,15 @@ func (r *Runtime) Exec(id string, o ExecOpts) (int, error) {
 	if has[specs.PIDNamespace] {
 		l.pidNS = proc + "pid"
 	}
+	if !has[specs.MountNamespace] {
+		// No mount namespace to join: the init's root is a chroot in ours.
+		root, err := os.OpenFile("/proc/"+strconv.Itoa(st.Pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("open the root of %s: %w", id, err)
+		}
+		defer root.Close()
+		l.rootFile = root
+	}
 	if !processAlive(st.Pid, st.InitStart) {
 		return 0, errdefs.Conflict(fmt.Errorf("cannot exec in container %s: it has stopped", id))
 	}

@@ -25,6 +25,7 @@ type launch struct {
 	passFiles  []*os.File // become the container's fds 3, 4, ...
 	joinFiles  []*os.File // namespaces to setns, in cfg.Namespaces order
 	stateDir   *os.File   // init: O_PATH of the state dir (exec.fifo)
+	rootFile   *os.File   // exec: the root to chroot into (no mount namespace)
 	cloneflags uintptr
 	uidMaps    []syscall.SysProcIDMap
 	gidMaps    []syscall.SysProcIDMap
@@ -65,6 +66,9 @@ func (r *Runtime) start(l *launch) (_ *os.Process, retErr error) {
 	if l.stateDir != nil {
 		l.cfg.StateDirFD = next(l.stateDir)
 	}
+	if l.rootFile != nil {
+		l.cfg.RootFD = next(l.rootFile)
+	}
 	for i, f := range l.joinFiles {
 		l.cfg.Namespaces[i].FD = next(f)
 	}
@@ -82,6 +86,12 @@ func (r *Runtime) start(l *launch) (_ *os.Process, retErr error) {
 			GidMappingsEnableSetgroups: true,
 			Setsid:                     true,
 		},
+	}
+	if l.cloneflags&unix.CLONE_NEWUSER != 0 {
+		// Become root of the new user namespace before the exec: a host
+		// uid not mapped into it would make execve drop every capability
+		// the child needs to set the container up.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if !l.cfg.Process.Terminal {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = l.io.Stdin, l.io.Stdout, l.io.Stderr

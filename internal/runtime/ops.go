@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -63,6 +65,9 @@ func (r *Runtime) killAll(st *state, sig unix.Signal) error {
 	pids, err := cg.Pids()
 	if err == nil {
 		for _, p := range pids {
+			if p <= 1 || p == os.Getpid() {
+				continue // never a process group, init of the host, or ourselves
+			}
 			_ = unix.Kill(p, sig)
 		}
 	}
@@ -107,7 +112,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 
 func (r *Runtime) destroy(st *state) error {
 	cg, err := cgroups.Load(st.CgroupsPath, st.ID)
-	if err == nil {
+	if errdefs.IsNotFound(err) {
+		err = nil // already gone: nothing to remove
+	} else if err == nil {
 		// The last processes of the cgroup may still be on their way out.
 		for i := 0; ; i++ {
 			if err = cg.Destroy(); err == nil || i == 100 {
@@ -119,15 +126,40 @@ func (r *Runtime) destroy(st *state) error {
 	if err != nil {
 		return fmt.Errorf("remove cgroups of %s: %w", st.ID, err)
 	}
+	if st.Spec.Linux != nil && !hasNamespace(st.Spec, specs.MountNamespace) {
+		// Its mounts were made in our mount namespace; nothing else
+		// would ever remove them.
+		if err := unmountUnder(st.Rootfs); err != nil {
+			return fmt.Errorf("unmount the rootfs of %s: %w", st.ID, err)
+		}
+	}
 	if h := st.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
 		hs := st.State
 		hs.Status = specs.StateStopped
-		if err := nsinit.RunHooks("poststop", h.Poststop, hs); err != nil {
+		for _, err := range nsinit.RunHooksWarn("poststop", h.Poststop, hs) {
 			slog.Warn("poststop hook failed", "id", st.ID, "err", err)
 		}
 	}
 	if err := os.RemoveAll(r.dir(st.ID)); err != nil {
 		return fmt.Errorf("remove state of %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+// unmountUnder detaches every mount at or below dir, deepest first.
+func unmountUnder(dir string) error {
+	if dir == "" || dir == "/" {
+		return nil
+	}
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return err
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
+	for _, m := range mounts {
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+		}
 	}
 	return nil
 }

@@ -7,10 +7,14 @@
 //	Create  → init process started, namespaces, cgroups, rootfs and
 //	          everything else set up; it blocks on <root>/<id>/exec.fifo.
 //	          Status "created". The init is a child of the caller.
-//	Start   → reads exec.fifo: the init execs the user process. "running".
+//	Start   → reads exec.fifo: the init execs the user process; Start
+//	          returns once it has (the init holds the fifo open until its
+//	          execve). "running".
 //	Kill    → signals the init (or every process in the cgroup).
 //	(exit)  → "stopped" once the init is dead (the caller reaps it).
-//	Delete  → removes cgroups and state, runs poststop hooks.
+//	Delete  → removes cgroups, the mounts of a container that had no
+//	          mount namespace of its own, and the state; runs poststop
+//	          hooks.
 //
 // State layout under root (e.g. /run/berth/runtime):
 //

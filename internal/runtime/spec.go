@@ -50,14 +50,6 @@ func validate(s *specs.Spec) error {
 			return fmt.Errorf("%s namespace path %q is not absolute", ns.Type, ns.Path)
 		}
 	}
-	if !seen[specs.MountNamespace] {
-		return errors.New("a mount namespace is required")
-	}
-	for _, ns := range s.Linux.Namespaces {
-		if ns.Type == specs.MountNamespace && ns.Path != "" {
-			return errors.New("joining an existing mount namespace for a new root is not supported")
-		}
-	}
 	if (s.Hostname != "" || s.Domainname != "") && !seen[specs.UTSNamespace] {
 		return errors.New("hostname and domainname need a new UTS namespace")
 	}

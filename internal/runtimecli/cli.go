@@ -1,7 +1,11 @@
 // Package runtimecli is berth's runc-compatible command line: `berth runtime
 // <verb>`, or the berth binary invoked as `berth-runtime`. Verbs, flags and
 // exit codes follow runc, so tools that drive runc (containerd, podman,
-// Docker's --runtime) can drive berth. Flag parsing lives here; the work is
+// Docker's --runtime) can drive berth: TestPodmanRunsBerthRuntime shows
+// podman doing so, and TestOCIRuntimeValidation runs the OCI runtime-tools
+// suite (scripts/runtime-validation.sh compares it with runc). With
+// --systemd-cgroup a "slice:prefix:name" cgroupsPath is placed where systemd
+// would put it, on cgroupfs. Flag parsing lives here; the work is
 // internal/runtime's.
 package runtimecli
 
@@ -95,7 +99,7 @@ func newRoot(use string, sub bool) *cobra.Command {
 	pf.StringVar(&g.log, "log", "", "append errors to this file")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.BoolVar(&g.debug, "debug", false, "enable debug logging")
-	pf.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "accepted for runc compatibility; cgroupfs is used")
+	pf.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "cgroupsPath is systemd's slice:prefix:name; berth still writes cgroupfs, at the path systemd would use")
 	pf.StringVar(&g.criu, "criu", "criu", "accepted for runc compatibility; checkpointing is not supported")
 	pf.StringVar(&g.rootless, "rootless", "auto", "accepted for runc compatibility")
 	root.PersistentPreRun = func(*cobra.Command, []string) {
@@ -106,7 +110,7 @@ func newRoot(use string, sub bool) *cobra.Command {
 	for _, c := range []*cobra.Command{
 		specCmd(g), createCmd(g), startCmd(g), runCmd(g), stateCmd(g), killCmd(g),
 		deleteCmd(g), listCmd(g), execCmd(g), psCmd(g), pauseCmd(g), resumeCmd(g),
-		eventsCmd(g), updateCmd(g),
+		eventsCmd(g), updateCmd(g), featuresCmd(g),
 	} {
 		c.RunE = wrap(g, c.RunE, sub)
 		root.AddCommand(c)

@@ -96,7 +96,11 @@ func createCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = rt.Create(args[0], f.opts())
+			o := f.opts()
+			if err := g.applySystemdCgroup(&o); err != nil {
+				return err
+			}
+			_, err = rt.Create(args[0], o)
 			return err
 		},
 	}
@@ -133,6 +137,9 @@ func runCmd(g *globals) *cobra.Command {
 			}
 			id := args[0]
 			o := f.opts()
+			if err := g.applySystemdCgroup(&o); err != nil {
+				return err
+			}
 			if detach {
 				if _, err := rt.Create(id, o); err != nil {
 					return err

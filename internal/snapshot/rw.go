@@ -54,17 +54,50 @@ func (s *Store) RemoveRW(id string) error {
 
 // Mount mounts at target the overlay of the snapshots chain (top first)
 // under the container's upper dir.
+func (s *Store) Mount(id string, chain []digest.Digest, target string) error {
+	return s.mount(id, chain, target, false)
+}
+
+// MountVolatile is Mount for a container whose read-write layer is thrown
+// away when it exits (docker run --rm). The overlay gets the "volatile"
+// option (Linux 5.10+): no sync of the upper layer ever, above all none at
+// unmount, where a plain overlay syncs the whole host file system that
+// holds the upper dir — tens to hundreds of milliseconds on a busy host,
+// the largest cost of a short `run --rm`. The price: a host crash may lose
+// or tear what the container wrote there, and its own fsync calls on the
+// root file system do not reach the disk (volumes are bind mounts and keep
+// theirs) — nothing for a layer that is deleted at exit anyway. Kernels
+// without the option get a plain overlay.
+func (s *Store) MountVolatile(id string, chain []digest.Digest, target string) error {
+	return s.mount(id, chain, target, true)
+}
+
+// volatileMarker is what the kernel leaves in the overlay's work dir after a
+// volatile mount; while it exists the layer cannot be mounted again.
+func (s *Store) volatileMarker(id string) string {
+	return filepath.Join(s.RWPath(id), "work", "work", "incompat")
+}
+
+// mount does Mount and MountVolatile.
 //
 // mount(2) takes at most a page of options. When absolute lowerdir paths do
 // not fit, the mount runs on a locked thread with its own working directory
 // (unshare CLONE_FS) set to the snapshot root, so each lowerdir is a short
 // relative "<hex>/diff": the rest of the process keeps its cwd. Deeper
 // stacks still (over ~58 layers) go through fsconfig's "lowerdir+".
-func (s *Store) Mount(id string, chain []digest.Digest, target string) error {
+func (s *Store) mount(id string, chain []digest.Digest, target string, volatile bool) error {
 	if err := validID(id); err != nil {
 		return err
 	}
 	rw := s.RWPath(id)
+	// A marker left by an earlier volatile mount of this layer refuses every
+	// new mount. Only throw-away containers are mounted volatile, and such a
+	// layer is mounted again only when the same container starts again
+	// (docker restart): its contents are not worth the protection.
+	if err := os.RemoveAll(s.volatileMarker(id)); err != nil {
+		return fmt.Errorf("snapshot: remove volatile marker of %s: %w", id, err)
+	}
+
 	lowers := make([]string, len(chain))
 	rel := make([]string, len(chain))
 	for i, c := range chain {
@@ -79,16 +112,25 @@ func (s *Store) Mount(id string, chain []digest.Digest, target string) error {
 		rel = lowers
 	}
 	tail := ",upperdir=" + filepath.Join(rw, "upper") + ",workdir=" + filepath.Join(rw, "work") + overlayExtra()
+	if volatile {
+		tail += ",volatile"
+	}
 	data := "lowerdir=" + strings.Join(lowers, ":") + tail
 	if len(data) < os.Getpagesize()-1 {
-		if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
+		err := unix.Mount("overlay", target, "overlay", 0, data)
+		if err != nil && volatile && errors.Is(err, unix.EINVAL) {
+			// a kernel older than 5.10 knows no "volatile"
+			return s.mount(id, chain, target, false)
+		}
+		if err != nil {
 			return fmt.Errorf("snapshot: mount overlay of %s at %s: %w", id, target, err)
 		}
 		return nil
 	}
 	data = "lowerdir=" + strings.Join(rel, ":") + tail
 	if len(data) >= os.Getpagesize()-1 {
-		return mountFsconfig(lowers, filepath.Join(rw, "upper"), filepath.Join(rw, "work"), target)
+		// lowerdir+ needs Linux 6.8, which knows volatile too.
+		return mountFsconfig(lowers, filepath.Join(rw, "upper"), filepath.Join(rw, "work"), target, volatile)
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -105,7 +147,9 @@ func (s *Store) Mount(id string, chain []digest.Digest, target string) error {
 		}
 		errc <- unix.Mount("overlay", target, "overlay", 0, data)
 	}()
-	if err := <-errc; err != nil {
+	if err := <-errc; err != nil && volatile && errors.Is(err, unix.EINVAL) {
+		return s.mount(id, chain, target, false)
+	} else if err != nil {
 		return fmt.Errorf("snapshot: mount overlay of %s at %s (relative lowerdirs): %w", id, target, err)
 	}
 	return nil
@@ -114,7 +158,7 @@ func (s *Store) Mount(id string, chain []digest.Digest, target string) error {
 // mountFsconfig mounts an overlay through the new mount API, adding one
 // lowerdir at a time ("lowerdir+", Linux 6.8+), for stacks too deep for a
 // page of mount options.
-func mountFsconfig(lowers []string, upper, work, target string) error {
+func mountFsconfig(lowers []string, upper, work, target string, volatile bool) error {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("snapshot: fsopen overlay: %w", err)
@@ -132,6 +176,11 @@ func mountFsconfig(lowers []string, upper, work, target string) error {
 	for _, kv := range opts {
 		if err := unix.FsconfigSetString(fd, kv[0], kv[1]); err != nil {
 			return fmt.Errorf("snapshot: overlay option %s: %w", kv[0], err)
+		}
+	}
+	if volatile {
+		if err := unix.FsconfigSetFlag(fd, "volatile"); err != nil {
+			return fmt.Errorf("snapshot: overlay option volatile: %w", err)
 		}
 	}
 	if err := unix.FsconfigCreate(fd); err != nil {

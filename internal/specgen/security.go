@@ -24,6 +24,14 @@ type securityOptions struct {
 	writableCgroups *bool
 }
 
+// ValidateSecurityOpts checks --security-opt values as Build reads them,
+// so that the daemon can refuse a bad one at create, as dockerd does, with
+// dockerd's messages (`invalid --security-opt 2: "x=y"`).
+func ValidateSecurityOpts(opts []string) error {
+	_, err := parseSecurityOpts(opts)
+	return err
+}
+
 // parseSecurityOpts reads --security-opt values the way dockerd does:
 // "key=value", the legacy "key:value", or the bare "no-new-privileges".
 // AppArmor and SELinux label options are accepted and ignored: berth sets
@@ -36,6 +44,11 @@ func parseSecurityOpts(opts []string) (securityOptions, error) {
 			continue
 		}
 		if opt == "disable" { // legacy label:disable shorthand
+			continue
+		}
+		if opt == "writable-cgroups" {
+			t := true
+			so.writableCgroups = &t
 			continue
 		}
 		var k, v string
@@ -80,12 +93,13 @@ func parseSecurityOpts(opts []string) (securityOptions, error) {
 // the capabilities (CAP_SYS_ADMIN unlocks mount, and so on), so it runs
 // after capabilities. Privileged containers run without a filter.
 func (b *builder) seccomp() error {
-	if b.hc.Privileged {
-		return nil
-	}
 	p := b.sec.seccompProfile
 	switch {
 	case p == "unconfined":
+		return nil
+	case b.hc.Privileged && (p == "" || p == "builtin"):
+		// Privileged drops the default profile, not a custom one
+		// (moby#47499).
 		return nil
 	case p == "" || p == "builtin":
 		prof, err := seccomp.GetDefaultProfile(b.spec)

@@ -65,6 +65,10 @@ type Input struct {
 	// CgroupParent defaults to DefaultCgroupParent; HostConfig.CgroupParent
 	// wins over it.
 	CgroupParent string
+	// NamespacePaths are the namespaces of other containers that the PID
+	// and IPC modes "container:<name>" join (e.g. /proc/<pid>/ns/pid),
+	// resolved by the daemon, which knows the containers.
+	NamespacePaths map[specs.LinuxNamespaceType]string
 }
 
 // builder carries the state of one Build call.
@@ -219,7 +223,11 @@ func (b *builder) namespaces() error {
 	}
 	switch {
 	case hc.PidMode.IsContainer():
-		return errdefs.NotImplemented(fmt.Errorf("PID mode %q: joining another container's PID namespace is not supported yet", hc.PidMode))
+		p := b.in.NamespacePaths[specs.PIDNamespace]
+		if p == "" {
+			return errdefs.InvalidParameter(fmt.Errorf("PID mode %q: the namespace path of the container is missing", hc.PidMode))
+		}
+		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: p})
 	case hc.PidMode.IsHost():
 	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
@@ -230,7 +238,11 @@ func (b *builder) namespaces() error {
 	}
 	switch {
 	case hc.IpcMode.IsContainer():
-		return errdefs.NotImplemented(fmt.Errorf("IPC mode %q: joining another container's IPC namespace is not supported yet", hc.IpcMode))
+		p := b.in.NamespacePaths[specs.IPCNamespace]
+		if p == "" {
+			return errdefs.InvalidParameter(fmt.Errorf("IPC mode %q: the namespace path of the container is missing", hc.IpcMode))
+		}
+		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: p})
 	case hc.IpcMode.IsHost():
 	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace})

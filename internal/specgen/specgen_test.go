@@ -467,11 +467,34 @@ func TestBuildHostNamespaces(t *testing.T) {
 			t.Errorf("network %q: no network namespace", mode)
 		}
 	}
-	for _, hc := range []container.HostConfig{{NetworkMode: "container:abc"}, {PidMode: "container:abc"}, {IpcMode: "container:abc"}} {
+	in = baseInput(t)
+	in.HostConfig.NetworkMode = "container:abc"
+	if _, err := Build(in); errdefs.ClassOf(err) != errdefs.ClassNotImplemented {
+		t.Errorf("--network container: error %v, want NotImplemented", err)
+	}
+	// --pid/--ipc container:<x> join the namespace path the daemon resolved.
+	for _, tc := range []struct {
+		hc  container.HostConfig
+		typ specs.LinuxNamespaceType
+	}{
+		{container.HostConfig{PidMode: "container:abc"}, specs.PIDNamespace},
+		{container.HostConfig{IpcMode: "container:abc"}, specs.IPCNamespace},
+	} {
 		in = baseInput(t)
-		*in.HostConfig = hc
-		if _, err := Build(in); errdefs.ClassOf(err) != errdefs.ClassNotImplemented {
-			t.Errorf("%+v: error %v, want NotImplemented", hc, err)
+		*in.HostConfig = tc.hc
+		if _, err := Build(in); errdefs.ClassOf(err) != errdefs.ClassInvalidParameter {
+			t.Errorf("%+v without a namespace path: error %v, want InvalidParameter", tc.hc, err)
+		}
+		in.NamespacePaths = map[specs.LinuxNamespaceType]string{tc.typ: "/proc/42/ns/x"}
+		s := mustBuild(t, in)
+		joined := false
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type == tc.typ {
+				joined = ns.Path == "/proc/42/ns/x"
+			}
+		}
+		if !joined {
+			t.Errorf("%+v: namespaces %+v, want %s joined at /proc/42/ns/x", tc.hc, s.Linux.Namespaces, tc.typ)
 		}
 	}
 }
