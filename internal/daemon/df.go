@@ -22,8 +22,13 @@ func (d *Daemon) DiskUsage(ctx context.Context) (*system.DiskUsage, error) {
 	if err != nil {
 		return nil, err
 	}
+	shared := map[string]int64{}
+	for _, iu := range u.Images {
+		shared[iu.Image.ID.String()] = iu.SharedSize
+	}
 	var active int64
 	for i := range imgs {
+		imgs[i].SharedSize = shared[imgs[i].ID] // the CLI's RECLAIMABLE needs it (-1 means unknown)
 		if imgs[i].Containers > 0 {
 			active++
 		}
