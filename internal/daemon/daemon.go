@@ -277,7 +277,14 @@ func (d *Daemon) lookup(name string) (*Container, error) {
 		return c, nil
 	}
 	if id, ok := d.names["/"+strings.TrimPrefix(name, "/")]; ok {
-		return d.containers[id], nil
+		if c, ok := d.containers[id]; ok {
+			return c, nil
+		}
+		// the name is reserved by a create still in progress
+		return nil, errdefs.NotFound(fmt.Errorf("No such container: %s", name))
+	}
+	if c := d.lookupLink(name); c != nil {
+		return c, nil
 	}
 	var found *Container
 	for id, c := range d.containers {
@@ -292,6 +299,31 @@ func (d *Daemon) lookup(name string) (*Container, error) {
 		return nil, errdefs.NotFound(fmt.Errorf("No such container: %s", name))
 	}
 	return found, nil
+}
+
+// lookupLink resolves a legacy link name "<linker>/<alias>" (dockerd's
+// "/app/db") to the link's target, whatever the linker is called now: the
+// alias stored in its links may carry the name it had when it was created.
+// d.mu held.
+func (d *Daemon) lookupLink(name string) *Container {
+	linker, alias, ok := strings.Cut(strings.TrimPrefix(name, "/"), "/")
+	if !ok || linker == "" || alias == "" || strings.Contains(alias, "/") {
+		return nil
+	}
+	l, err := d.lookup(linker)
+	if err != nil {
+		return nil
+	}
+	for _, link := range l.HostConfig.Links {
+		target, as, ok := strings.Cut(link, ":")
+		if !ok || as[strings.LastIndex(as, "/")+1:] != alias {
+			continue
+		}
+		if c, err := d.lookup(target); err == nil {
+			return c
+		}
+	}
+	return nil
 }
 
 func (d *Daemon) containerDir(id string) string {

@@ -89,14 +89,14 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 		execs:     map[string]*execConfig{},
 	}
 	c.Path, c.Args = processArgs(&cfg, img.Config.Config.Entrypoint, img.Config.Config.Cmd)
+	// Reserve the name now; the container becomes visible (to rm, start,
+	// inspect) only once its layer and record exist.
 	d.names[name] = id
-	d.containers[id] = c
 	d.mu.Unlock()
 
 	fail := func(err error) (container.CreateResponse, error) {
 		d.mu.Lock()
 		delete(d.names, name)
-		delete(d.containers, id)
 		d.mu.Unlock()
 		d.images.RemoveRootfs(id)
 		os.RemoveAll(d.containerDir(id))
@@ -115,6 +115,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	if err := d.images.PrepareRootfsWith(id, img, func(tx *bbolt.Tx) error { return putRecord(tx, id, rec) }); err != nil {
 		return fail(err)
 	}
+	d.mu.Lock()
+	d.containers[id] = c
+	d.mu.Unlock()
 	d.emit(c, events.ActionCreate, nil)
 	return container.CreateResponse{ID: id, Warnings: []string{}}, nil
 }
@@ -232,6 +235,7 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	defer func() {
 		if retErr != nil {
 			d.images.UnmountRootfs(rootfs)
+			d.releaseShm(c)
 			c.mu.Lock()
 			c.State.Error = retErr.Error()
 			if c.State.Status == container.StateCreated || c.State.Status == container.StateExited {
@@ -266,6 +270,9 @@ func (d *Daemon) start(c *Container) (retErr error) {
 		return err
 	}
 	spec.Root.Path = rootfs
+	if err := d.setupShm(c, spec); err != nil {
+		return err
+	}
 	if err := makeWorkdir(rootfs, spec.Process.Cwd, spec.Process.User.UID, spec.Process.User.GID); err != nil {
 		return err
 	}
@@ -407,6 +414,7 @@ func (d *Daemon) cleanupAfterExit(c *Container, keeperHeld bool) {
 	if err := d.images.UnmountRootfs(filepath.Join(c.BundleDir, "rootfs")); err != nil {
 		d.log.Warn("unmount rootfs", "id", c.ID, "err", err)
 	}
+	d.releaseShm(c)
 	c.mu.Lock()
 	c.cleaning = false
 	c.notify()
@@ -862,6 +870,7 @@ func (d *Daemon) removeClaimed(c *Container) (retErr error) {
 	if err := d.images.UnmountRootfs(rootfs); err != nil && isMounted(rootfs) {
 		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
 	}
+	d.releaseShm(c)
 	os.RemoveAll(c.BundleDir)
 	os.RemoveAll(d.containerDir(c.ID)) // logs, etc files, and (as root) the rw layer
 	// The records go last, the container's and its rootfs's in one
