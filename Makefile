@@ -68,3 +68,11 @@ clean:
 .PHONY: rtv
 rtv:
 	@scripts/runtime-validation.sh $(RTV_OUT)
+
+# OCI distribution-spec conformance suite (../shared/suites) against
+# `berth registry serve` on a free loopback port with a temp root
+# (scripts/distribution-conformance.sh; seconds, plus about a minute the
+# first time to build the suite).
+.PHONY: conformance
+conformance:
+	@scripts/distribution-conformance.sh $(DIST_CONF_ARGS)

@@ -21,14 +21,26 @@
 #   MOBY_IT_KEEP=1   keep the temp dir (data root, exec root) for debugging
 # The daemon's and keeper's logs are copied to MOBY_IT_OUTDIR (a new temp dir
 # unless set) as berth-daemon.log and berth-keeper.log.
-# MOBY_IT_SKIP defaults to the tests that, in remote-daemon mode, want to
+# In remote mode (MOBY_IT_LOCAL=0) MOBY_IT_SKIP defaults to the tests that want to
 # start a dockerd of their own and fail on every target ("Please set the
 # DOCKER_INTEGRATION_DAEMON_DEST or the DEST environment variable"), and to
 # TestRemoveContainerWithVolume, which indexes Mounts[0] after a failed
 # check and panics the whole test binary while berth has no volumes (drop it
 # from the list once volumes land). See docs/moby-integration.md.
-# The last line of output is the runner's summary line:
+# The last line of output is the summary line:
 #   moby-integration(./integration/container): pass=N fail=N skip=N
+#
+# MOBY_IT_LOCAL=1 (the default; MOBY_IT_LOCAL=0 for the runner's remote mode)
+# runs the tests in local-daemon mode: DOCKER_REMOTE_DAEMON is not set, so
+# the "IsRemoteDaemon" tests run too and may look at host paths (/proc,
+# cgroups, the data root). That is legitimate because the berth daemon
+# runs on this host. The shared runner always sets DOCKER_REMOTE_DAEMON=1, so
+# it is used only to build the test binary and to prepare the frozen images
+# (with a -test.run that matches no test); the script then runs the cached
+# binary itself from its package directory. The local-mode MOBY_IT_SKIP adds
+# the tests that start a dockerd of their own through testutil/daemon.New
+# (they need DOCKER_INTEGRATION_DAEMON_DEST and a dockerd binary, and test
+# dockerd's flags and restarts, not the daemon under test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -41,7 +53,15 @@ if [ "$(id -u)" != 0 ]; then
 	exit 2
 fi
 
-: "${MOBY_IT_SKIP=^(TestAttachDisconnectLeak|TestCDISpecDirsAreInSystemInfo|TestContainerShmSize|TestRemoveContainerWithVolume)\$}"
+LOCAL=${MOBY_IT_LOCAL:-1}
+if [ "$LOCAL" = 1 ]; then
+	# Tests that call testutil/daemon.New (directly or through
+	# testDaemonIpcPrivateShareable / testRunWithCgroupNs /
+	# testCreateFailureWithCgroupNs), plus the volume panic below.
+	: "${MOBY_IT_SKIP=^(TestAttachDisconnectLeak|TestCDI.*|TestCreateWithCDIDevices|TestEtcCDI|TestContainerShmSize|TestCopyToContainerXZBinaryNotExecutedOnDaemon|TestContainerStartOnDaemonRestart|TestDaemonRestartIpcMode|TestDaemonHostGatewayIP|TestRestartDaemonWithRestartingContainer|TestHardRestartWhenContainerIsRunning|TestContainerKillOnDaemonStart|TestNetworkStateCleanupOnDaemonStart|TestExportContainerAfterDaemonRestart|TestRemoveDeadContainersOnDaemonRestart|TestDaemonRestartKillContainers|TestCgroupNamespacesRun.*|TestRunWithAlternativeContainerdShim|TestMacAddressIsAppliedToMainNetworkWithShortID|TestStaticIPOutsideSubpool|TestDaemonIpcMode.*|TestRemoveContainerWithVolume)\$}"
+else
+	: "${MOBY_IT_SKIP=^(TestAttachDisconnectLeak|TestCDISpecDirsAreInSystemInfo|TestContainerShmSize|TestRemoveContainerWithVolume)\$}"
+fi
 export MOBY_IT_SKIP
 
 echo "==> building bin/berth"
@@ -117,8 +137,54 @@ for _ in $(seq 1 200); do
 done
 [ -S "$SOCK" ] || { echo "moby-integration: no socket at $SOCK after 20 s" >&2; exit 2; }
 
-set +e
-MOBY_IT_IMAGE_TAR=$DIR/fixtures/busybox.tar "$RUNNER" "unix://$SOCK" "$@"
-rc=$?
-set -e
-exit $rc
+if [ "$LOCAL" != 1 ]; then
+	set +e
+	MOBY_IT_IMAGE_TAR=$DIR/fixtures/busybox.tar "$RUNNER" "unix://$SOCK" "$@"
+	rc=$?
+	set -e
+	exit $rc
+fi
+
+# Local mode. The runner builds the binaries and tags the frozen images; no
+# test matches its -test.run.
+echo "==> preparing the target with the shared runner (log: $MOBY_IT_OUTDIR/prepare.log)"
+if ! MOBY_IT_IMAGE_TAR=$DIR/fixtures/busybox.tar MOBY_IT_RUN='^$' MOBY_IT_SKIP= \
+	MOBY_IT_OUTDIR=$MOBY_IT_OUTDIR/prepare "$RUNNER" "unix://$SOCK" "$@" >"$MOBY_IT_OUTDIR/prepare.log" 2>&1; then
+	echo "moby-integration: preparing the target failed:" >&2
+	tail -20 "$MOBY_IT_OUTDIR/prepare.log" >&2
+	exit 2
+fi
+SRC=${SUITES_CACHE:-/var/cache/berth-suites}/moby/v2.0.0-beta.24/src
+BIN=$(dirname "$SRC")/bin
+if [ -z "${TEST_INTEGRATION_USE_GRAPHDRIVER+x}" ] &&
+	! curl -sS --unix-socket "$SOCK" http://localhost/info | grep -q io.containerd.snapshotter; then
+	export TEST_INTEGRATION_USE_GRAPHDRIVER=1
+fi
+flags=(-test.v "-test.timeout=${MOBY_IT_TIMEOUT:-60m}")
+[ -n "${MOBY_IT_RUN:-}" ] && flags+=("-test.run=$MOBY_IT_RUN")
+[ -n "${MOBY_IT_SKIP:-}" ] && flags+=("-test.skip=$MOBY_IT_SKIP")
+# shellcheck disable=SC2206
+[ -n "${MOBY_IT_TESTFLAGS:-}" ] && flags+=(${MOBY_IT_TESTFLAGS})
+[ $# -gt 0 ] || set -- ./integration/container
+overall=0
+lines=()
+for p in "$@"; do
+	p=./${p#./}
+	name=${p#./integration/}
+	name=${name//\//-}
+	log=$MOBY_IT_OUTDIR/$name.log
+	echo "==> running $p in local-daemon mode (log: $log)"
+	set +e
+	(cd "$SRC/${p#./}" && env -u DOCKER_REMOTE_DAEMON DOCKER_HOST="unix://$SOCK" \
+		"$BIN/$name.test" "${flags[@]}") 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	[ "$rc" = 0 ] || overall=1
+	pass=$(grep -c '^--- PASS: ' "$log" || true)
+	fail=$(grep -c '^--- FAIL: ' "$log" || true)
+	skip=$(grep -c '^--- SKIP: ' "$log" || true)
+	grep '^--- FAIL: ' "$log" | sed "s|^|  $p |" >>"$MOBY_IT_OUTDIR/summary.txt" || true
+	lines+=("moby-integration($p): pass=$pass fail=$fail skip=$skip")
+done
+printf '%s\n' "${lines[@]}" | tee -a "$MOBY_IT_OUTDIR/summary.txt"
+exit $overall

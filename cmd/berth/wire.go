@@ -20,6 +20,7 @@ func addCommands(root *cobra.Command) {
 	cli.AddCommands(root) // client verbs (internal/cli)
 	root.AddCommand(daemonCommand(), keeperCommand())
 	root.AddCommand(runtimecli.NewCommand()) // runtime (internal/runtimecli)
+	root.AddCommand(registryCommand())       // registry server (internal/registry/server)
 }
 
 // execute runs the root command and returns the process exit code, mapping

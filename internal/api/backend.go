@@ -102,6 +102,16 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 }
 
+// ExtractOptions are the query parameters of PUT /containers/{id}/archive.
+type ExtractOptions struct {
+	// NoOverwriteDirNonDir refuses to replace a directory with a
+	// non-directory or the reverse.
+	NoOverwriteDirNonDir bool
+	// CopyUIDGID owns the extracted files by the container's user instead
+	// of the uid/gid in the tar.
+	CopyUIDGID bool
+}
+
 // ContainerBackend is the container half of what the Engine API needs.
 // Names are as the user typed them: a name (with or without "/"), a full
 // ID or a unique ID prefix. Errors are classified with internal/errdefs.
@@ -134,6 +144,16 @@ type ContainerBackend interface {
 	ContainerPrune(ctx context.Context, filters Filters) (*container.PruneReport, error)
 	ContainerChanges(ctx context.Context, name string) ([]container.FilesystemChange, error)
 	ContainerExport(ctx context.Context, name string, w io.Writer) error
+	// ContainerStatPath stats path inside the container (HEAD .../archive);
+	// the last symlink is not followed.
+	ContainerStatPath(ctx context.Context, name, path string) (*container.PathStat, error)
+	// ContainerArchivePath writes the tar of path (GET .../archive) to w,
+	// calling start with the path's stat before the first byte, so the API
+	// layer can send the stat header or an error status.
+	ContainerArchivePath(ctx context.Context, name, path string, start func(*container.PathStat) error, w io.Writer) error
+	// ContainerExtractToDir extracts the tar read from r into the existing
+	// directory path (PUT .../archive).
+	ContainerExtractToDir(ctx context.Context, name, path string, opts ExtractOptions, r io.Reader) error
 
 	ExecCreate(ctx context.Context, name string, req *container.ExecCreateRequest) (string, error)
 	ExecStart(ctx context.Context, execID string, opts ExecStartOptions) error

@@ -257,7 +257,7 @@ func TestUnimplementedAndFallThroughObjects(t *testing.T) {
 		{"POST", "/v1.47/build", 501, "not implemented"},
 		{"GET", "/v1.47/swarm", 503, "not a swarm manager"},
 		{"GET", "/v1.47/services", 503, "not a swarm manager"},
-		{"GET", "/v1.47/containers/x/archive?path=/", 501, "not implemented"},
+		{"GET", "/v1.47/containers/nosuch/archive?path=/", 404, "No such container"},
 		{"GET", "/v1.47/system/df", 200, "LayersSize"},
 		{"GET", "/v1.47/containers/x/top", 200, "Titles"},
 		{"GET", "/v1.47/containers/x/changes", 200, `"Kind":1`},

@@ -517,6 +517,45 @@ func (f *fakeBackend) ContainerChanges(ctx context.Context, name string) ([]cont
 	return []container.FilesystemChange{{Path: "/data", Kind: container.ChangeAdd}}, nil
 }
 
+// The fake's container file system holds one directory, /tmp, which
+// ContainerArchivePath sends as "TAR" and ContainerExtractToDir drains into.
+func (f *fakeBackend) fakePath(name, path string) (*container.PathStat, error) {
+	f.mu.Lock()
+	_, err := f.lookup(name)
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSuffix(path, "/") != "/tmp" {
+		return nil, errdefs.NotFound(fmt.Errorf("Could not find the file %s in container %s", path, name))
+	}
+	return &container.PathStat{Name: "tmp", Size: 4096, Mode: 1<<31 | 0o1777, Mtime: time.Unix(1700000000, 0).UTC()}, nil
+}
+
+func (f *fakeBackend) ContainerStatPath(ctx context.Context, name, path string) (*container.PathStat, error) {
+	return f.fakePath(name, path)
+}
+
+func (f *fakeBackend) ContainerArchivePath(ctx context.Context, name, path string, start func(*container.PathStat) error, w io.Writer) error {
+	st, err := f.fakePath(name, path)
+	if err != nil {
+		return err
+	}
+	if err := start(st); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "TAR")
+	return err
+}
+
+func (f *fakeBackend) ContainerExtractToDir(ctx context.Context, name, path string, opts ExtractOptions, r io.Reader) error {
+	if _, err := f.fakePath(name, path); err != nil {
+		return err
+	}
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+
 func (f *fakeBackend) ContainerExport(ctx context.Context, name string, w io.Writer) error {
 	f.mu.Lock()
 	_, err := f.lookup(name)

@@ -193,6 +193,7 @@ func addCommandsTo(root *cobra.Command, cli *Cli) {
 		newPortCommand(cli),
 		newDiffCommand(cli),
 		newExportCommand(cli),
+		newCpCommand(cli),
 		newCommitCommand(cli),
 		newImagesCommand(cli),
 		newRmiCommand(cli),

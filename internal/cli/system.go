@@ -28,7 +28,7 @@ func newContainerCommand(c *Cli) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"ps", "list"}
 	cmd.AddCommand(
 		newAttachCommand(c), newCommitCommand(c), newCreateCommand(c), newDiffCommand(c),
-		newExecCommand(c), newExportCommand(c), newContainerInspectCommand(c), newKillCommand(c),
+		newExecCommand(c), newExportCommand(c), newCpCommand(c), newContainerInspectCommand(c), newKillCommand(c),
 		newLogsCommand(c), ls, newPauseCommand(c), newPortCommand(c), newContainerPruneCommand(c),
 		newRenameCommand(c), newRestartCommand(c), newRmCommand(c), newRunCommand(c),
 		newStartCommand(c), newStatsCommand(c), newStopCommand(c), newTopCommand(c),

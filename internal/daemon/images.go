@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -330,9 +329,10 @@ func (d *Daemon) ImagePrune(ctx context.Context, f api.Filters) (*imagetypes.Pru
 	return rep, nil
 }
 
-// ImagePull is served by the registry client (a later issue).
+// ImagePull pulls ref (with tag: a tag or a digest) from its registry
+// into the store, reporting docker's progress messages (see pull.go).
 func (d *Daemon) ImagePull(ctx context.Context, ref, tag, platform, auth string, out api.Progress) error {
-	return errdefs.NotImplemented(errors.New("pulling from a registry is not implemented yet in berth"))
+	return d.pull(ctx, ref, tag, platform, auth, out)
 }
 
 func imgCreated(img *image.Image) time.Time {

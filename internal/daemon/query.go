@@ -14,6 +14,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 
@@ -123,12 +124,22 @@ func mountPoints(hc *container.HostConfig) []container.MountPoint {
 				if o == "ro" {
 					mp.RW = false
 				}
+				if bindPropagations[o] {
+					mp.Propagation = mount.Propagation(o)
+				}
 			}
 		}
 		out = append(out, mp)
 	}
 	for _, m := range hc.Mounts {
-		out = append(out, container.MountPoint{Type: m.Type, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly})
+		mp := container.MountPoint{Type: m.Type, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly}
+		if m.Type == mount.TypeBind {
+			mp.Propagation = mount.PropagationRPrivate
+			if m.BindOptions != nil && m.BindOptions.Propagation != "" {
+				mp.Propagation = m.BindOptions.Propagation
+			}
+		}
+		out = append(out, mp)
 	}
 	return out
 }

@@ -39,6 +39,9 @@ func (d *Daemon) checkCreate(name string, cfg *container.Config, hc *container.H
 			return errdefs.InvalidParameter(fmt.Errorf("invalid mount path: '%s' mount path must be absolute", dest))
 		}
 	}
+	if err := d.checkRootBinds(hc); err != nil {
+		return err
+	}
 	for _, from := range hc.VolumesFrom {
 		id, _, _ := strings.Cut(from, ":")
 		if _, err := d.Get(id); err != nil {
