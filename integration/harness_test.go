@@ -127,7 +127,9 @@ func (e *env) start() error {
 	if err != nil {
 		return err
 	}
-	e.daemon = exec.Command(e.bin, "daemon", "-H", "unix://"+e.sock, "--data-root", e.dataRoot, "--exec-root", e.execRoot)
+	bridge, subnet := testBridge(e.dir)
+	e.daemon = exec.Command(e.bin, "daemon", "-H", "unix://"+e.sock, "--data-root", e.dataRoot, "--exec-root", e.execRoot,
+		"--bridge-name", bridge, "--bridge-subnet", subnet)
 	e.daemon.Stdout, e.daemon.Stderr = logf, logf
 	if err := e.daemon.Start(); err != nil {
 		return err
@@ -190,6 +192,7 @@ func (e *env) cleanup() {
 		syscall.Unmount(mounts[i].Mountpoint, syscall.MNT_DETACH)
 	}
 	removeCgroups()
+	removeTestBridge(e.dir)
 	os.RemoveAll(e.dir)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +35,7 @@ const (
 
 type daemonFlags struct {
 	host, dataRoot, execRoot, configFile, logLevel string
+	bridgeName, bridgeSubnet                       string
 	debug                                          bool
 }
 
@@ -54,6 +56,8 @@ func daemonCommand() *cobra.Command {
 	fl.StringVar(&f.configFile, "config-file", "/etc/berth/daemon.json", "Daemon configuration file")
 	fl.StringVarP(&f.logLevel, "log-level", "l", "info", "Logging level (debug, info, warn, error)")
 	fl.BoolVarP(&f.debug, "debug", "D", false, "Enable debug logging")
+	fl.StringVar(&f.bridgeName, "bridge-name", "berth0", "Device name of the default bridge network")
+	fl.StringVar(&f.bridgeSubnet, "bridge-subnet", "10.209.0.0/24", "IPv4 subnet of the default bridge network")
 	return cmd
 }
 
@@ -116,8 +120,13 @@ func runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	if err != nil {
 		return err
 	}
+	subnet, err := netip.ParsePrefix(f.bridgeSubnet)
+	if err != nil {
+		return fmt.Errorf("--bridge-subnet: %w", err)
+	}
 	d, err := daemon.New(daemon.Config{
 		DataRoot: f.dataRoot, ExecRoot: f.execRoot, Exe: exe, Logger: log,
+		BridgeName: f.bridgeName, BridgeSubnet: subnet,
 		Version: Version, APIVersion: apiVersion, MinAPIVersion: minAPIVersion,
 	})
 	if err != nil {

@@ -8,7 +8,9 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/api/types/volume"
 )
 
 // Filters is the decoded `filters=` query parameter: a map of sets,
@@ -177,7 +179,39 @@ type ImageBackend interface {
 	// ImagePull serves POST /images/create?fromImage=; it may answer
 	// errdefs.NotImplemented until the registry client lands.
 	ImagePull(ctx context.Context, ref, tag, platform string, authHeader string, out Progress) error
+	// ImagePush serves POST /images/{name}/push?tag=; no tag pushes every
+	// tag of the repository.
+	ImagePush(ctx context.Context, name, tag, authHeader string, out Progress) error
+	// RegistryLogin serves POST /auth: it checks the credentials against
+	// the registry.
+	RegistryLogin(ctx context.Context, auth registry.AuthConfig) (registry.AuthResponse, error)
 	Commit(ctx context.Context, container, repo, tag, author, comment string, changes []string, pause bool) (string, error)
+	// Build serves POST /build (the classic builder): buildContext is the
+	// context tar. A Dockerfile that does not parse is an InvalidParameter
+	// error returned before any message; later failures are returned after
+	// messages were written and become in-stream errors (a failing RUN
+	// carries its exit code: see BuildExitCoder).
+	Build(ctx context.Context, buildContext io.Reader, opts BuildOptions, out Progress) error
+}
+
+// BuildOptions are the query parameters of POST /build.
+type BuildOptions struct {
+	Tags       []string           // t=, repeated
+	Dockerfile string             // relative to the context; "" is Dockerfile
+	BuildArgs  map[string]*string // buildargs=
+	Labels     map[string]string  // labels=
+	NoCache    bool
+	Quiet      bool // q=1: only the final ID is reported
+	Target     string
+	Remove     bool // rm (default true): remove intermediate containers
+	ForceRm    bool // forcerm: remove them even after a failure
+	Pull       bool
+}
+
+// BuildExitCoder is implemented by a build error that carries the exit
+// code of a failed RUN; the in-stream errorDetail.code is set from it.
+type BuildExitCoder interface {
+	ExitCode() int
 }
 
 // SystemBackend serves /info, /version, /events and /system/df.
@@ -190,9 +224,22 @@ type SystemBackend interface {
 	DiskUsage(ctx context.Context) (*system.DiskUsage, error)
 }
 
+// VolumeBackend serves /volumes. Errors: NotFound "get N: no such volume",
+// Conflict when a container uses the volume.
+type VolumeBackend interface {
+	VolumeCreate(ctx context.Context, req *volume.CreateRequest) (*volume.Volume, error)
+	VolumeList(ctx context.Context, filters Filters) ([]volume.Volume, error)
+	VolumeInspect(ctx context.Context, name string) (*volume.Volume, error)
+	VolumeRemove(ctx context.Context, name string, force bool) error
+	// VolumePrune removes unused anonymous volumes, or every unused one
+	// with the filter all=true.
+	VolumePrune(ctx context.Context, filters Filters) (*volume.PruneReport, error)
+}
+
 // Backend is everything the Engine API server needs from the daemon.
 type Backend interface {
 	ContainerBackend
 	ImageBackend
 	SystemBackend
+	VolumeBackend
 }

@@ -296,7 +296,7 @@ func TestDockerCLIImages(t *testing.T) {
 		t.Errorf("rmi: %q", r.stdout)
 	}
 	r = dockerCLI(t, ts, "", "push", "127.0.0.1:5002/a/b:t")
-	if r.code == 0 || !strings.Contains(r.stderr, "not implemented") {
+	if r.code == 0 || !strings.Contains(r.stderr, "tag does not exist") {
 		t.Errorf("push: exit %d %q", r.code, r.stderr)
 	}
 }

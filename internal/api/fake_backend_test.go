@@ -27,6 +27,7 @@ import (
 //	cat           copies stdin to stdout until EOF, exits 0
 //	sleep         runs until stopped or killed (exit 137)
 type fakeBackend struct {
+	fakeVolumes
 	mu         sync.Mutex
 	containers map[string]*fakeContainer // by id
 	execs      map[string]*fakeExec

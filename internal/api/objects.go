@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/network"
-	"github.com/moby/moby/api/types/volume"
 
 	"berth/internal/errdefs"
 )
@@ -89,19 +88,6 @@ func (s *Server) networkInspect(w http.ResponseWriter, r *http.Request, p params
 		}
 	}
 	return errdefs.NotFound(fmt.Errorf("network %s not found", id))
-}
-
-// volumeList answers an empty list until volumes are implemented: test
-// harnesses and `docker system prune` list volumes before anything else.
-func (s *Server) volumeList(w http.ResponseWriter, r *http.Request, _ params) error {
-	if _, err := parseFilters(r); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}})
-}
-
-func (s *Server) volumeInspect(w http.ResponseWriter, r *http.Request, p params) error {
-	return errdefs.NotFound(fmt.Errorf("get %s: no such volume", p["name"]))
 }
 
 func (s *Server) pluginList(w http.ResponseWriter, r *http.Request, _ params) error {

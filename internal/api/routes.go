@@ -71,7 +71,7 @@ func (s *Server) routes() {
 	rt.handle(get, "/images/{name...}/history", s.imageHistory)
 	rt.handle(get, "/images/{name...}/get", s.imageSave)
 	rt.handle(post, "/images/{name...}/tag", s.imageTag)
-	rt.handle(post, "/images/{name...}/push", notImplemented("image push"))
+	rt.handle(post, "/images/{name...}/push", s.imagePush)
 	rt.handle(del, "/images/{name...}", s.imageDelete)
 	rt.handle(post, "/commit", s.commit)
 
@@ -84,7 +84,10 @@ func (s *Server) routes() {
 	rt.handle(anyMethod, "/networks/{rest...}", notImplemented("networks"))
 	rt.handle(anyMethod, "/networks", notImplemented("networks"))
 	rt.handle(get, "/volumes", s.volumeList)
+	rt.handle(post, "/volumes/create", s.volumeCreate)
+	rt.handle(post, "/volumes/prune", s.volumePrune)
 	rt.handle(get, "/volumes/{name}", s.volumeInspect)
+	rt.handle(del, "/volumes/{name}", s.volumeRemove)
 	rt.handle(anyMethod, "/volumes", notImplemented("volumes"))
 	rt.handle(anyMethod, "/volumes/{rest...}", notImplemented("volumes"))
 	rt.handle(get, "/plugins", s.pluginList)
@@ -95,10 +98,11 @@ func (s *Server) routes() {
 		rt.handle(anyMethod, p, notSwarmManager)
 		rt.handle(anyMethod, p+"/{rest...}", notSwarmManager)
 	}
+	rt.handle(post, "/build", s.build)
 	rt.handle(anyMethod, "/build", notImplemented("build"))
 	rt.handle(anyMethod, "/build/{rest...}", notImplemented("build"))
 	rt.handle(anyMethod, "/session", notImplemented("build sessions"))
 	rt.handle(anyMethod, "/grpc", notImplemented("gRPC"))
-	rt.handle(anyMethod, "/auth", notImplemented("registry login"))
+	rt.handle(post, "/auth", s.auth)
 	rt.handle(anyMethod, "/distribution/{name...}/json", notImplemented("distribution inspect"))
 }

@@ -286,7 +286,7 @@ func TestImageNamesWithSlashesAndColons(t *testing.T) {
 	if code, _, body := ts.do(t, "GET", "/v1.47/images/127.0.0.1:5002/a/b:t/history", ""); code != 200 || !strings.HasPrefix(body, "[{") {
 		t.Errorf("history: %d %q", code, body)
 	}
-	if code, _, body := ts.do(t, "POST", "/v1.47/images/127.0.0.1:5002/a/b:t/push?tag=t", ""); code != 501 || !strings.Contains(body, "not implemented") {
+	if code, _, body := ts.do(t, "POST", "/v1.47/images/127.0.0.1:5002/a/b:t/push?tag=t", ""); code != 404 || !strings.Contains(body, "tag does not exist") {
 		t.Errorf("push: %d %q", code, body)
 	}
 	if code, _, body := ts.do(t, "GET", "/v1.47/images/127.0.0.1:5002/a/b:t/get", ""); code != 200 || body != "SAVED:127.0.0.1:5002/a/b:t" {

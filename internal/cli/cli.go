@@ -195,6 +195,7 @@ func addCommandsTo(root *cobra.Command, cli *Cli) {
 		newExportCommand(cli),
 		newCpCommand(cli),
 		newCommitCommand(cli),
+		newBuildCommand(cli),
 		newImagesCommand(cli),
 		newRmiCommand(cli),
 		newHistoryCommand(cli),
@@ -203,6 +204,7 @@ func addCommandsTo(root *cobra.Command, cli *Cli) {
 		newLoadCommand(cli),
 		newImportCommand(cli),
 		newPullCommand(cli),
+		newPushCommand(cli), newLoginCommand(cli), newLogoutCommand(cli),
 		newVersionCommand(cli),
 		newInfoCommand(cli),
 		newEventsCommand(cli),
@@ -210,6 +212,7 @@ func addCommandsTo(root *cobra.Command, cli *Cli) {
 		newContainerCommand(cli),
 		newImageCommand(cli),
 		newSystemCommand(cli),
+		newVolumeCommand(cli),
 	)
 }
 

@@ -153,7 +153,7 @@ func createContainer(ctx context.Context, c *Cli, cfg *containerConfig, name str
 
 // pullImage pulls ref and renders the progress on out.
 func pullImage(ctx context.Context, c *Cli, apiClient client.APIClient, ref, platform string, quiet bool, out io.Writer) error {
-	opts := client.ImagePullOptions{RegistryAuth: "e30="}
+	opts := client.ImagePullOptions{RegistryAuth: registryAuthFor(ref)}
 	if p, err := parsePlatform(platform); err != nil {
 		return err
 	} else if p != nil {

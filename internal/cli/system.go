@@ -41,7 +41,7 @@ func newImageCommand(c *Cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images", Args: requiresNoArgs, RunE: showHelp}
 	cmd.AddCommand(
 		newHistoryCommand(c), newImportCommand(c), newImageInspectCommand(c), newLoadCommand(c),
-		newImageListCommand(c), newImagePruneCommand(c), newPullCommand(c), newImageRmCommand(c),
+		newImageListCommand(c), newImagePruneCommand(c), newPullCommand(c), newPushCommand(c), newImageRmCommand(c),
 		newSaveCommand(c), newTagCommand(c),
 	)
 	return cmd

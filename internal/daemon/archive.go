@@ -94,11 +94,16 @@ func (d *Daemon) openFS(c *Container) (*containerFS, error) {
 	if hc != nil {
 		for _, mp := range mountPoints(hc) {
 			if mp.Type != "bind" || !filepath.IsAbs(mp.Source) {
-				continue // named volumes are not mapped yet
+				continue
 			}
 			fs.mounts = append(fs.mounts, fsMount{dest: path.Clean("/" + mp.Destination), source: filepath.Clean(mp.Source), rw: mp.RW})
 		}
 	}
+	c.mu.Lock()
+	for _, vm := range c.Volumes {
+		fs.mounts = append(fs.mounts, fsMount{dest: vm.Destination, source: d.volumePath(vm), rw: vm.RW})
+	}
+	c.mu.Unlock()
 	fs.resolveMounts()
 	return fs, nil
 }

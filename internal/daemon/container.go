@@ -8,6 +8,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"berth/internal/keeper"
+	berthnet "berth/internal/network"
 )
 
 // Container is the daemon's record of one container. The exported fields are
@@ -29,6 +30,12 @@ type Container struct {
 	// ManualStop is set by stop/kill through the API: restart policies
 	// (unless-stopped, always at daemon start) honour it.
 	ManualStop bool
+	// Endpoint is the container's attachment to the default bridge while
+	// it runs (nil otherwise).
+	Endpoint *berthnet.Endpoint `json:",omitempty"`
+	// Volumes are the volumes mounted into the container (see
+	// resolveVolumes).
+	Volumes []VolumeMount `json:",omitempty"`
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced at every state change

@@ -7,6 +7,7 @@
 //	metadata.db                 bbolt: images/refs/snapshots (internal/image), containers (here)
 //	content/blobs/sha256/<hex>  image blobs (internal/content)
 //	snapshots/<chainid>/        unpacked layers (internal/snapshot)
+//	volumes/<name>/_data        volumes' content (internal/volume)
 //	containers/<id>/
 //	    rw/{upper,work}         the container's writable layer (internal/image)
 //	    container-json.log[.N]  json-file logs, written by the keeper
@@ -26,6 +27,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +40,9 @@ import (
 	"berth/internal/errdefs"
 	"berth/internal/image"
 	"berth/internal/keeper"
+	berthnet "berth/internal/network"
 	"berth/internal/runtime"
+	"berth/internal/volume"
 )
 
 // Config is how the daemon is set up.
@@ -50,17 +54,23 @@ type Config struct {
 	Logger *slog.Logger
 	// Version strings reported by /version.
 	Version, APIVersion, MinAPIVersion string
+	// BridgeName and BridgeSubnet configure the default bridge network
+	// (network.DefaultBridgeName and network.DefaultSubnet when zero).
+	BridgeName   string
+	BridgeSubnet netip.Prefix
 }
 
 // Daemon is the engine.
 type Daemon struct {
-	cfg    Config
-	log    *slog.Logger
-	db     *bbolt.DB
-	images *image.Store
-	rt     *runtime.Runtime
-	keeper *keeper.Client
-	events *eventLog
+	cfg     Config
+	log     *slog.Logger
+	db      *bbolt.DB
+	images  *image.Store
+	volumes *volume.Store
+	rt      *runtime.Runtime
+	keeper  *keeper.Client
+	events  *eventLog
+	net     *berthnet.Manager // the default bridge network
 
 	mu         sync.Mutex
 	containers map[string]*Container // by ID
@@ -95,6 +105,17 @@ func New(cfg Config) (*Daemon, error) {
 	if d.images, err = image.Open(cfg.DataRoot, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open image store: %w", err)
+	}
+	if d.volumes, err = volume.Open(cfg.DataRoot, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open volume store: %w", err)
+	}
+	if d.net, err = berthnet.New(berthnet.Config{
+		BridgeName: cfg.BridgeName, Subnet: cfg.BridgeSubnet,
+		StateDir: filepath.Join(cfg.DataRoot, "network"), NetnsDir: filepath.Join(cfg.ExecRoot, "netns"),
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("default bridge network: %w", err)
 	}
 	if d.rt, err = runtime.New(filepath.Join(cfg.ExecRoot, "runtime")); err != nil {
 		db.Close()
@@ -134,7 +155,16 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.mu.Unlock()
 	for _, c := range running {
+		d.holdVolumes(c)
 		d.startHealth(c, false)
+		c.mu.Lock()
+		ep := c.Endpoint
+		c.mu.Unlock()
+		if ep != nil {
+			if err := d.net.Restore(c.ID, ep.Ports); err != nil {
+				d.log.Warn("hold published ports again", "id", c.ID, "err", err)
+			}
+		}
 	}
 	return d, nil
 }

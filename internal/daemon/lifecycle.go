@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
@@ -105,6 +106,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	if err := os.MkdirAll(d.containerDir(id), 0o710); err != nil {
 		return fail(err)
 	}
+	if err := d.resolveVolumes(c, img.Config.Config.Volumes); err != nil {
+		return fail(err)
+	}
 	c.mu.Lock()
 	rec, err := json.Marshal(c)
 	c.mu.Unlock()
@@ -170,7 +174,8 @@ func validateHostConfig(hc *container.HostConfig) error {
 	case "", "default", "bridge", "none", "host":
 	default:
 		if !strings.HasPrefix(string(hc.NetworkMode), "container:") {
-			// user-defined networks come with the networking issue
+			// user-defined networks: start answers "not found" (as
+			// dockerd: a 404 at create would make the CLI pull the image)
 		}
 	}
 	return nil
@@ -234,6 +239,7 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	}
 	defer func() {
 		if retErr != nil {
+			d.unmountVolumes(c)
 			d.images.UnmountRootfs(rootfs)
 			d.releaseShm(c)
 			c.mu.Lock()
@@ -261,8 +267,27 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	if err != nil {
 		return err
 	}
+	if err := checkNetworkMode(c.HostConfig.NetworkMode); err != nil {
+		return err
+	}
+	netnsPath, err := d.attachNetwork(c, &img.Config.Config)
+	if err != nil {
+		return err
+	}
+	if netnsPath != "" {
+		defer func() {
+			if retErr != nil {
+				d.detachNetwork(c)
+			}
+		}()
+		nsPaths[specs.NetworkNamespace] = netnsPath
+	}
+	volPaths, err := d.mountVolumes(c, rootfs)
+	if err != nil {
+		return err
+	}
 	spec, err := specgen.Build(specgen.Input{
-		ID: c.ID, Config: c.Config, HostConfig: c.HostConfig, Image: &img.Config.Config, NamespacePaths: nsPaths,
+		ID: c.ID, Config: c.Config, HostConfig: specHostConfig(c.HostConfig, volPaths, c.Volumes), Image: &img.Config.Config, NamespacePaths: nsPaths,
 		Rootfs: rootfs, HostnamePath: files.hostname, HostsPath: files.hosts, ResolvConfPath: files.resolv,
 		InitPath: d.cfg.Exe,
 	})
@@ -411,9 +436,11 @@ func (d *Daemon) cleanupAfterExit(c *Container, keeperHeld bool) {
 		}
 	}
 	d.rt.Delete(c.ID, true)
+	d.detachNetwork(c)
 	if err := d.images.UnmountRootfs(filepath.Join(c.BundleDir, "rootfs")); err != nil {
 		d.log.Warn("unmount rootfs", "id", c.ID, "err", err)
 	}
+	d.unmountVolumes(c)
 	d.releaseShm(c)
 	c.mu.Lock()
 	c.cleaning = false
@@ -424,6 +451,8 @@ func (d *Daemon) cleanupAfterExit(c *Container, keeperHeld bool) {
 	if auto {
 		if err := d.remove(c, false); err != nil && !errdefs.IsConflict(err) {
 			d.log.Warn("auto-remove", "id", c.ID, "err", err) // a conflict: an rm got there first
+		} else if err == nil {
+			d.removeAnonymousVolumes(c) // as docker run --rm
 		}
 		return
 	}
@@ -825,7 +854,13 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, remove
 		d.waitExit(ctx, c, exits, 10*time.Second)
 		d.waitCleanup(c)
 	}
-	return d.removeClaimed(c)
+	if err := d.removeClaimed(c); err != nil {
+		return err
+	}
+	if removeVolumes {
+		d.removeAnonymousVolumes(c)
+	}
+	return nil
 }
 
 // errRemovalInProgress is docker's answer to a second concurrent removal.
@@ -871,6 +906,7 @@ func (d *Daemon) removeClaimed(c *Container) (retErr error) {
 		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
 	}
 	d.releaseShm(c)
+	d.unmountVolumes(c)
 	os.RemoveAll(c.BundleDir)
 	os.RemoveAll(d.containerDir(c.ID)) // logs, etc files, and (as root) the rw layer
 	// The records go last, the container's and its rootfs's in one

@@ -63,12 +63,9 @@ func (d *Daemon) ContainerInspect(ctx context.Context, name string, size bool) (
 			"UpperDir":  filepath.Join(dir, "rw", "upper"),
 			"WorkDir":   filepath.Join(dir, "rw", "work"),
 		}},
-		Mounts: mountPoints(c.HostConfig),
-		Config: &cfg,
-		NetworkSettings: &container.NetworkSettings{
-			Ports:    network.PortMap{},
-			Networks: networksOf(c),
-		},
+		Mounts:          append(mountPoints(c.HostConfig), c.volumeMountPoints()...),
+		Config:          &cfg,
+		NetworkSettings: d.networkSettings(c),
 	}
 	if len(execIDs) == 0 {
 		r.ExecIDs = nil
@@ -114,8 +111,8 @@ func mountPoints(hc *container.HostConfig) []container.MountPoint {
 	out := []container.MountPoint{}
 	for _, b := range hc.Binds {
 		parts := strings.Split(b, ":")
-		if len(parts) < 2 {
-			continue
+		if len(parts) < 2 || isVolumeBind(b) {
+			continue // volumes: see volumeMountPoints
 		}
 		mp := container.MountPoint{Type: "bind", Source: parts[0], Destination: parts[1], RW: true, Propagation: "rprivate"}
 		if len(parts) > 2 {
@@ -132,6 +129,9 @@ func mountPoints(hc *container.HostConfig) []container.MountPoint {
 		out = append(out, mp)
 	}
 	for _, m := range hc.Mounts {
+		if m.Type == mount.TypeVolume {
+			continue
+		}
 		mp := container.MountPoint{Type: m.Type, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly}
 		if m.Type == mount.TypeBind {
 			mp.Propagation = mount.PropagationRPrivate
@@ -251,10 +251,10 @@ func (c *Container) summary(now time.Time) container.Summary {
 	cmd := strings.TrimSpace(c.Path + " " + strings.Join(c.Args, " "))
 	s := container.Summary{
 		ID: c.ID, Names: []string{c.Name}, Image: c.Image, ImageID: c.ImageID.String(), Command: cmd,
-		Created: c.Created.Unix(), Ports: []container.PortSummary{}, Labels: c.Config.Labels,
+		Created: c.Created.Unix(), Ports: portSummaries(c), Labels: c.Config.Labels,
 		State: c.State.Status, Status: statusText(c.State, now),
 		NetworkSettings: &container.NetworkSettingsSummary{Networks: networksOf(c)},
-		Mounts:          mountPoints(c.HostConfig),
+		Mounts:          append(mountPoints(c.HostConfig), c.volumeMountPoints()...),
 	}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}

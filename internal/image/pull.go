@@ -135,18 +135,19 @@ func (s *Store) AddPulled(ctx context.Context, p Pulled) (*Image, error) {
 			rec, created, wrote, err := s.pullLayer(ctx, l, p.Layers[i])
 			mu.Lock()
 			defer mu.Unlock()
+			// finish() removes what no record ends up referencing
+			if wrote {
+				o.blobs = append(o.blobs, l.blob)
+			}
+			if created {
+				o.snaps = append(o.snaps, l.chainID)
+			}
 			if err != nil {
 				if firstErr == nil {
 					firstErr = err
 					cancel()
 				}
 				return
-			}
-			if created {
-				o.snaps = append(o.snaps, l.chainID)
-			}
-			if wrote {
-				o.blobs = append(o.blobs, l.blob)
 			}
 			o.dirty = true
 			o.layers[l.chainID] = rec
@@ -232,18 +233,20 @@ func (s *Store) pullLayer(ctx context.Context, l pendingLayer, pl PulledLayer) (
 		return l.chainID, nil
 	})
 	if err != nil {
-		return layerRecord{}, false, false, err
+		// the blob may be committed even though the snapshot failed (e.g.
+		// cancelled by another layer's error): report it for clean-up
+		return layerRecord{}, false, wrote, err
 	}
 	if !created {
 		// Unpacked by someone else meanwhile; their blob may never be
 		// committed: make sure ours is there.
 		if size, err = snapshot.ContentSize(s.snapshots.DiffPath(l.chainID)); err != nil {
-			return layerRecord{}, false, false, err
+			return layerRecord{}, created, wrote, err
 		}
 		if !s.content.Has(pl.Blob.Digest) {
 			rc, w, err := fetch()
 			if err != nil {
-				return layerRecord{}, false, false, err
+				return layerRecord{}, created, wrote, err
 			}
 			_, err = io.Copy(w, io.LimitReader(rc, pl.Blob.Size+1))
 			rc.Close()
@@ -255,19 +258,19 @@ func (s *Store) pullLayer(ctx context.Context, l pendingLayer, pl PulledLayer) (
 			}
 			w.Close()
 			if err != nil {
-				return layerRecord{}, false, false, fmt.Errorf("layer %s: %w", pl.Blob.Digest, err)
+				return layerRecord{}, created, wrote, fmt.Errorf("layer %s: %w", pl.Blob.Digest, err)
 			}
 			wrote = true
 		}
 		if mt == "" {
 			if mt, err = s.newOperation().detectMediaType(pl.Blob.Digest); err != nil {
-				return layerRecord{}, false, false, err
+				return layerRecord{}, created, wrote, err
 			}
 		}
 	}
 	bs, err := s.content.Size(pl.Blob.Digest)
 	if err != nil {
-		return layerRecord{}, false, false, err
+		return layerRecord{}, created, wrote, err
 	}
 	return layerRecord{DiffID: l.diffID, Size: size, Blob: pl.Blob.Digest, MediaType: mt, BlobSize: bs}, created, wrote, nil
 }

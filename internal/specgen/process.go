@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"berth/internal/errdefs"
@@ -196,6 +197,8 @@ func resolveUser(rootfs, spec string, groupAdd []string) (specs.User, string, er
 		if err != nil {
 			return u, "", errdefs.InvalidParameter(err)
 		}
+		// the library collects them through a map: give a stable order
+		slices.Sort(added)
 	}
 	seen := map[uint32]bool{u.GID: true}
 	for _, g := range append(eu.Sgids, added...) {

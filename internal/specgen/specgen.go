@@ -67,7 +67,8 @@ type Input struct {
 	CgroupParent string
 	// NamespacePaths are the namespaces of other containers that the PID
 	// and IPC modes "container:<name>" join (e.g. /proc/<pid>/ns/pid),
-	// resolved by the daemon, which knows the containers.
+	// resolved by the daemon, which knows the containers; and the network
+	// namespace the daemon prepared for a bridged container (a bind mount).
 	NamespacePaths map[specs.LinuxNamespaceType]string
 }
 
@@ -205,8 +206,10 @@ func (b *builder) namespaces() error {
 		return errdefs.NotImplemented(fmt.Errorf("network mode %q: joining another container's network namespace is not supported yet", nm))
 	default:
 		// none, default, bridge and named networks all get a new namespace;
-		// the daemon wires interfaces into it.
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		// the daemon wires interfaces into it. A bridged container joins
+		// the namespace the daemon prepared (NamespacePaths), none gets a
+		// fresh one.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: b.in.NamespacePaths[specs.NetworkNamespace]})
 	}
 
 	if !hc.UTSMode.Valid() {

@@ -136,8 +136,10 @@ func (c *Client) fetchToken(ctx context.Context, ch *challenge, scope string, cr
 	if s := ch.params["service"]; s != "" {
 		q.Set("service", s)
 	}
-	if scope != "" {
-		q.Add("scope", scope)
+	// Several scopes (a cross-repository mount needs pull on the source
+	// too) are separated by spaces and sent as repeated parameters.
+	for _, sc := range strings.Fields(scope) {
+		q.Add("scope", sc)
 	}
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)

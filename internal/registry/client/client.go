@@ -107,6 +107,10 @@ type request struct {
 	scope  string // token scope, "repository:ns/repo:pull"
 	header http.Header
 	body   []byte
+	// open, when set, streams the body instead (opened again for every
+	// attempt); size is its length.
+	open func() (io.Reader, error)
+	size int64
 }
 
 func (c *Client) scheme(host string) string {
@@ -165,9 +169,17 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		if r.body != nil {
 			body = bytes.NewReader(r.body)
 		}
+		if r.open != nil {
+			if body, err = r.open(); err != nil {
+				return nil, err
+			}
+		}
 		req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 		if err != nil {
 			return nil, err
+		}
+		if r.open != nil {
+			req.ContentLength = r.size
 		}
 		for k, v := range r.header {
 			req.Header[k] = v

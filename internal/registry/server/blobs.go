@@ -158,6 +158,15 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, rt route) error
 	if err != nil {
 		return err
 	}
+	if r.Method == http.MethodHead {
+		// A pusher that sees the blob skips its upload: keep it past GC's
+		// grace period for the manifest that follows.
+		s.gcMu.RLock()
+		if s.hasBlobLink(rt.name, d) {
+			s.blobs.touch(d)
+		}
+		s.gcMu.RUnlock()
+	}
 	if !s.hasBlobLink(rt.name, d) {
 		return errBlobUnknown(d.String())
 	}

@@ -122,6 +122,9 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	if mediaType == "" {
 		return errManifestInvalid("manifest has no media type (neither Content-Type nor mediaType)")
 	}
+	// Checking the blobs and storing the manifest is one step for GC.
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	if err := s.checkReferences(rt.name, mediaType, &m); err != nil {
 		return err
 	}

@@ -83,7 +83,14 @@ func (s *Server) hasBlobLink(name string, d digest.Digest) bool {
 	return found
 }
 
+// linkBlob links a stored blob into a repository and touches it, so a GC
+// running next spares it for its grace period.
 func (s *Server) linkBlob(name string, d digest.Digest, size int64) error {
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	if err := s.blobs.touch(d); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		b, err := repoBucketCreate(tx, name, bucketBlobs)
 		if err != nil {

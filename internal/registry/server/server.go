@@ -2,7 +2,9 @@
 // `berth registry serve`: ping, blobs (GET/HEAD with Range, DELETE),
 // resumable uploads (monolithic, chunked, cross-repository mount),
 // manifests by tag and digest, tags list and catalog with pagination, and the
-// referrers API. It stores everything under one root directory:
+// referrers API. Optional: basic or bearer-token authentication (auth.go),
+// online garbage collection (gc.go) and pull-through caching (proxy.go).
+// It stores everything under one root directory:
 //
 //	<root>/
 //	  content/blobs/<alg>/<hex>   blob and manifest bytes, named by digest
@@ -12,12 +14,15 @@
 //	  uploads/<uuid>/repo         the repository the session belongs to
 //	  registry.db                 bbolt: per repository its blob links,
 //	                              manifests (media type), tags and referrers
+//	  control.sock                while served: takes `berth registry gc`
+//	                              requests (registry.db is locked then)
 //
 // A blob becomes visible only after its digest was verified and it was
 // renamed into content/blobs; a repository sees a blob only through its link
 // in registry.db, so deleting a blob from one repository leaves the bytes for
-// others (garbage collection of unreferenced bytes is not done yet). Upload
-// sessions are plain files, so a restarted server resumes them.
+// others; GC reclaims bytes no manifest references. GC owns every blob
+// under content/blobs, so that directory must not be shared with another
+// store. Upload sessions are plain files, so a restarted server resumes them.
 //
 // Lifecycle: New(root) opens the store, the *Server is an http.Handler,
 // Close releases the database.
@@ -51,11 +56,19 @@ type Server struct {
 	uploadLocks sync.Map
 	// uploadHashes holds each session's running sha256 (*uploadHash).
 	uploadHashes sync.Map
+
+	// auth, when set, guards every request (auth.go).
+	auth *authorizer
+	// proxy, when set, fills misses from an upstream registry (proxy.go).
+	proxy *proxy
+	// gcMu lets requests that make a blob reachable (link, HEAD, manifest
+	// PUT) run together, and garbage collection alone (gc.go).
+	gcMu sync.RWMutex
 }
 
 // New opens (creating if needed) a registry rooted at root. A second server
 // on the same root fails after a second instead of sharing the database.
-func New(root string, log *slog.Logger) (*Server, error) {
+func New(root string, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -80,7 +93,14 @@ func New(root string, log *slog.Logger) (*Server, error) {
 		db.Close()
 		return nil, fmt.Errorf("registry: init database: %w", err)
 	}
-	return &Server{root: root, blobs: bs, db: db, log: log}, nil
+	s := &Server{root: root, blobs: bs, db: db, log: log}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // uploadMaxAge is how long an untouched upload session is kept (the
@@ -165,7 +185,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	s.serve(rec, r)
+	switch {
+	case s.auth != nil && s.auth.tokenPath != "" && r.URL.Path == s.auth.tokenPath:
+		s.auth.serveToken(rec, r)
+	case s.auth != nil && !s.auth.check(rec, r):
+	default:
+		s.serve(rec, r)
+	}
 	s.log.Debug("registry request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
 		"status", rec.status, "duration", time.Since(start))
 }
@@ -200,6 +226,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if len(rt.name) > maxNameLen || !nameRe.MatchString(rt.name) {
 		writeError(w, errNameInvalid(rt.name))
 		return
+	}
+	if s.proxy != nil {
+		if handled, err := s.serveProxied(w, r, rt); handled {
+			if err != nil {
+				writeError(w, err)
+			}
+			return
+		}
 	}
 	var err error
 	switch rt.kind + " " + r.Method {

@@ -153,8 +153,9 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, rt route) e
 }
 
 // mountable reports whether blob d may be linked without an upload: it is
-// in repository from, or (with no from) anywhere in the store. The
-// registry has no access control yet, so any stored blob may be shared.
+// in repository from, or (with no from) anywhere in the store. With access
+// control on, a mount from a repository the client may not pull was turned
+// into a plain upload before this point (authorizer.check).
 func (s *Server) mountable(from string, d digest.Digest) bool {
 	if from == "" {
 		_, err := s.blobs.size(d)

@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"berth/internal/build"
+)
+
+type buildOptions struct {
+	context, dockerfile, target, iidfile string
+	tags, buildArgs, labels              []string
+	noCache, quiet, pull                 bool
+}
+
+func newBuildCommand(c *Cli) *cobra.Command {
+	var opts buildOptions
+	cmd := &cobra.Command{
+		Use:   "build [OPTIONS] PATH | -",
+		Short: "Build an image from a Dockerfile",
+		Args:  requiresExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.context = args[0]
+			return runBuild(cmdContext(cmd), c, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.dockerfile, "file", "f", "", "Name of the Dockerfile (default: \"PATH/Dockerfile\")")
+	f.StringArrayVarP(&opts.tags, "tag", "t", nil, "Name and optionally a tag in the \"name:tag\" format")
+	f.StringArrayVar(&opts.buildArgs, "build-arg", nil, "Set build-time variables")
+	f.StringArrayVar(&opts.labels, "label", nil, "Set metadata for an image")
+	f.StringVar(&opts.target, "target", "", "Set the target build stage to build")
+	f.BoolVar(&opts.noCache, "no-cache", false, "Do not use cache when building the image")
+	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
+	f.BoolVar(&opts.pull, "pull", false, "Always attempt to pull a newer version of the image")
+	f.StringVar(&opts.iidfile, "iidfile", "", "Write the image ID to the file")
+	return cmd
+}
+
+func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
+	var body io.Reader
+	dockerfile := opts.dockerfile
+	if opts.context == "-" {
+		df, err := io.ReadAll(c.In())
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(df)), Typeflag: tar.TypeReg})
+		tw.Write(df)
+		tw.Close()
+		body, dockerfile = &buf, "Dockerfile"
+	} else {
+		var err error
+		var rd io.Reader
+		rd, dockerfile, err = contextTar(opts.context, opts.dockerfile)
+		if err != nil {
+			return err
+		}
+		body = rd
+	}
+	bo := client.ImageBuildOptions{
+		Tags: opts.tags, Dockerfile: dockerfile, NoCache: opts.noCache, SuppressOutput: opts.quiet,
+		Remove: true, PullParent: opts.pull, Target: opts.target,
+		BuildArgs: map[string]*string{}, Labels: map[string]string{},
+	}
+	for _, a := range opts.buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			if ev, set := os.LookupEnv(k); set {
+				bo.BuildArgs[k] = &ev
+			} else {
+				bo.BuildArgs[k] = nil
+			}
+			continue
+		}
+		bo.BuildArgs[k] = &v
+	}
+	for _, l := range opts.labels {
+		k, v, _ := strings.Cut(l, "=")
+		bo.Labels[k] = v
+	}
+	apiClient, err := c.Client()
+	if err != nil {
+		return err
+	}
+	res, err := apiClient.ImageBuild(ctx, body, bo)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var id string
+	err = displayJSONMessages(res.Body, c.Out(), func(raw json.RawMessage) {
+		var aux struct{ ID string }
+		if json.Unmarshal(raw, &aux) == nil && aux.ID != "" {
+			id = aux.ID
+		}
+	})
+	if err != nil {
+		return streamError(err)
+	}
+	if opts.iidfile != "" && id != "" {
+		if err := os.WriteFile(opts.iidfile, []byte(id), 0o644); err != nil {
+			return fmt.Errorf("write image ID to %s: %w", opts.iidfile, err)
+		}
+	}
+	return nil
+}
+
+// contextTar streams the context directory as a tar, leaving out what
+// .dockerignore excludes. A Dockerfile outside the context is added under
+// a name of its own; the returned name is the one to send.
+func contextTar(dir, dockerfile string) (io.Reader, string, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("unable to prepare context: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, "", fmt.Errorf("unable to prepare context: path %q is not a directory", dir)
+	}
+	name := "Dockerfile"
+	var extra []byte
+	if dockerfile != "" {
+		abs, _ := filepath.Abs(dockerfile)
+		absDir, _ := filepath.Abs(dir)
+		if rel, err := filepath.Rel(absDir, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			name = filepath.ToSlash(rel)
+		} else {
+			if extra, err = os.ReadFile(dockerfile); err != nil {
+				return nil, "", fmt.Errorf("unable to read Dockerfile %s: %w", dockerfile, err)
+			}
+			name = ".dockerfile.berth"
+		}
+	}
+	ignore, err := build.LoadIgnore(dir, name)
+	if err != nil {
+		return nil, "", err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			if rel == "." {
+				return nil
+			}
+			rel = filepath.ToSlash(rel)
+			if ignore(rel) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			link := ""
+			if info.Mode()&fs.ModeSymlink != 0 {
+				link, _ = os.Readlink(p)
+			}
+			hdr, err := tar.FileInfoHeader(info, link)
+			if err != nil {
+				return nil // sockets and the like are not sent
+			}
+			hdr.Name = rel
+			if d.IsDir() {
+				hdr.Name += "/"
+			}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			if hdr.Typeflag == tar.TypeReg {
+				f, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				_, err = io.CopyN(tw, f, hdr.Size)
+				f.Close()
+				return err
+			}
+			return nil
+		})
+		if err == nil && extra != nil {
+			if err = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(extra)), Typeflag: tar.TypeReg}); err == nil {
+				_, err = tw.Write(extra)
+			}
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, name, nil
+}

@@ -1,0 +1,138 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"berth/internal/errdefs"
+	berthnet "berth/internal/network"
+)
+
+// bridged reports whether a network mode puts the container on the default
+// bridge (the only network berth wires up so far).
+func bridged(mode container.NetworkMode) bool {
+	return mode == "" || mode == "default" || mode == "bridge"
+}
+
+// checkNetworkMode refuses, at start as dockerd does, a network that does
+// not exist: every user-defined one (network create is not implemented yet).
+func checkNetworkMode(mode container.NetworkMode) error {
+	switch {
+	case bridged(mode), mode.IsNone(), mode.IsHost(), mode.IsContainer():
+		return nil
+	}
+	return errdefs.NotFound(fmt.Errorf("network %s not found", mode))
+}
+
+// exposedPorts merges the image's EXPOSE with the container's --expose.
+func exposedPorts(cfg *container.Config, img *ocispec.ImageConfig) network.PortSet {
+	out := network.PortSet{}
+	for p := range cfg.ExposedPorts {
+		out[p] = struct{}{}
+	}
+	if img != nil {
+		for s := range img.ExposedPorts {
+			if p, err := network.ParsePort(s); err == nil {
+				out[p] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+// attachNetwork connects a bridged container before its start and records
+// the endpoint on c; it returns the netns path the spec joins ("" when the
+// container is not bridged).
+func (d *Daemon) attachNetwork(c *Container, img *ocispec.ImageConfig) (string, error) {
+	if !bridged(c.HostConfig.NetworkMode) {
+		return "", nil
+	}
+	bindings := berthnet.Bindings(c.HostConfig.PortBindings, exposedPorts(c.Config, img), c.HostConfig.PublishAllPorts)
+	ep, err := d.net.Attach(c.ID, bindings)
+	if err != nil {
+		if errdefs.IsConflict(err) {
+			// docker's wording; the CLI prints it and exits 125
+			return "", errdefs.Conflict(fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", strings.TrimPrefix(c.Name, "/"), c.ID[:12], err))
+		}
+		return "", fmt.Errorf("connect container %s to the bridge: %w", c.ID[:12], err)
+	}
+	c.mu.Lock()
+	c.Endpoint = ep
+	c.mu.Unlock()
+	return ep.NetnsPath, nil
+}
+
+// detachNetwork undoes attachNetwork after the container's exit (or a failed
+// start).
+func (d *Daemon) detachNetwork(c *Container) {
+	c.mu.Lock()
+	ep := c.Endpoint
+	c.Endpoint = nil
+	c.mu.Unlock()
+	if ep == nil && !bridged(c.HostConfig.NetworkMode) {
+		return
+	}
+	if err := d.net.Detach(c.ID); err != nil {
+		d.log.Warn("detach network", "id", c.ID, "err", err)
+	}
+}
+
+// networkSettings fills inspect's NetworkSettings; c.mu held.
+func (d *Daemon) networkSettings(c *Container) *container.NetworkSettings {
+	ns := &container.NetworkSettings{Ports: network.PortMap{}, Networks: networksOf(c)}
+	ep := c.Endpoint
+	if ep == nil {
+		if bridged(c.HostConfig.NetworkMode) {
+			ns.Ports = berthnet.PortMap(nil, c.Config.ExposedPorts)
+		}
+		return ns
+	}
+	ns.SandboxKey = ep.NetnsPath
+	ns.Ports = berthnet.PortMap(ep.Ports, c.Config.ExposedPorts)
+	if es := ns.Networks["bridge"]; es != nil {
+		es.NetworkID = "bridge"
+		es.EndpointID = c.ID
+		es.IPAddress, es.IPPrefixLen, es.Gateway = ep.IP, ep.PrefixLen, ep.Gateway
+		if mac, err := net.ParseMAC(ep.MacAddress); err == nil {
+			es.MacAddress = network.HardwareAddr(mac)
+		}
+	}
+	return ns
+}
+
+// portSummaries lists ps's ports; c.mu held.
+func portSummaries(c *Container) []container.PortSummary {
+	out := []container.PortSummary{}
+	if c.Endpoint != nil {
+		for _, m := range c.Endpoint.Ports {
+			ip := m.HostIP
+			if !ip.IsValid() {
+				ip = netip.IPv4Unspecified()
+			}
+			out = append(out, container.PortSummary{IP: ip, PrivatePort: m.ContainerPort, PublicPort: m.HostPort, Type: m.Proto})
+		}
+	}
+	published := map[string]bool{}
+	for _, p := range out {
+		published[fmt.Sprintf("%d/%s", p.PrivatePort, p.Type)] = true
+	}
+	for p := range c.Config.ExposedPorts {
+		if !published[p.String()] {
+			out = append(out, container.PortSummary{PrivatePort: p.Num(), Type: string(p.Proto())})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].PrivatePort != out[j].PrivatePort {
+			return out[i].PrivatePort < out[j].PrivatePort
+		}
+		return out[i].PublicPort < out[j].PublicPort
+	})
+	return out
+}

@@ -1,0 +1,372 @@
+// Package network gives containers their default bridge network: a Linux
+// bridge with a private IPv4 subnet, one veth pair per container whose inner
+// end is eth0 in the container's own network namespace, outbound
+// masquerade, and published ports as nftables DNAT rules in a table of the
+// daemon's own.
+//
+// Lifecycle, driven by the daemon:
+//
+//	m := network.New(cfg)           // nothing touches the host yet
+//	ep, err := m.Attach(id, ports)  // before the container starts: the bridge and table
+//	                                // (first time), a netns bind-mounted at
+//	                                // <NetnsDir>/<id>, veth, address, routes, DNAT
+//	spec joins ep.NetnsPath         // the runtime enters the prepared namespace
+//	m.Detach(id)                    // after the exit: rules, veth, netns, address
+//	m.Remove()                      // the network goes away: table and bridge
+//
+// State on disk: <StateDir>/ipam.json (address leases, see ipam). Everything
+// else is found again from the kernel: the table by name, rules by their
+// user data, veths by a name derived from the container ID.
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"berth/internal/errdefs"
+
+	"github.com/moby/moby/api/types/network"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Defaults of the default bridge network. The subnet is chosen to stay clear
+// of docker's (172.17.0.0/16) and podman's (10.88.0.0/16).
+const (
+	DefaultBridgeName = "berth0"
+	DefaultSubnet     = "10.209.0.0/24"
+	// MTU of the bridge and every veth.
+	MTU = 1500
+)
+
+// Config describes one bridge network.
+type Config struct {
+	// BridgeName is the bridge device (DefaultBridgeName when empty). The
+	// nftables table is named after it: "berth" for the default bridge,
+	// "berth-<bridge>" otherwise, so that daemons with different bridges
+	// never touch each other's rules.
+	BridgeName string
+	// Subnet of the bridge (DefaultSubnet when invalid); the bridge takes
+	// the first host address, which is every container's gateway.
+	Subnet netip.Prefix
+	// StateDir holds the IPAM state (e.g. <data-root>/network).
+	StateDir string
+	// NetnsDir holds the containers' netns bind mounts (<exec-root>/netns).
+	NetnsDir string
+}
+
+// Endpoint is a container's attachment to the bridge.
+type Endpoint struct {
+	NetnsPath  string
+	IP         netip.Addr
+	PrefixLen  int
+	Gateway    netip.Addr
+	MacAddress string
+	HostVeth   string
+	Ports      []Mapping
+}
+
+// Manager owns one bridge network. Its methods are safe for concurrent use.
+type Manager struct {
+	cfg   Config
+	table string
+	ipam  *ipam
+	rules *ruleset
+
+	mu       sync.Mutex
+	ready    bool                   // bridge and table are in place
+	reserved map[string]reservation // container ID -> held host ports
+}
+
+// New loads the network's state; the bridge and the nftables table are made
+// by the first Attach, so a daemon whose containers never use the bridge
+// changes nothing on the host.
+func New(cfg Config) (*Manager, error) {
+	if cfg.BridgeName == "" {
+		cfg.BridgeName = DefaultBridgeName
+	}
+	if len(cfg.BridgeName) > 15 {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("bridge name %q is longer than 15 characters", cfg.BridgeName))
+	}
+	if !cfg.Subnet.IsValid() {
+		cfg.Subnet = netip.MustParsePrefix(DefaultSubnet)
+	}
+	if !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() > 30 {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("bridge subnet %s: an IPv4 subnet of at least 4 addresses is needed", cfg.Subnet))
+	}
+	cfg.Subnet = cfg.Subnet.Masked()
+	if cfg.StateDir == "" || cfg.NetnsDir == "" {
+		return nil, errors.New("network: StateDir and NetnsDir are required")
+	}
+	a, err := loadIPAM(filepath.Join(cfg.StateDir, "ipam.json"), cfg.Subnet)
+	if err != nil {
+		return nil, err
+	}
+	table := "berth"
+	if cfg.BridgeName != DefaultBridgeName {
+		table = "berth-" + cfg.BridgeName
+	}
+	return &Manager{
+		cfg: cfg, table: table, ipam: a,
+		rules:    newRuleset(table, cfg.BridgeName, cfg.Subnet),
+		reserved: map[string]reservation{},
+	}, nil
+}
+
+// BridgeName is the bridge device's name.
+func (m *Manager) BridgeName() string { return m.cfg.BridgeName }
+
+// Table is the name of the network's nftables table (family inet).
+func (m *Manager) Table() string { return m.table }
+
+// Gateway is the bridge's address.
+func (m *Manager) Gateway() netip.Addr { return gatewayOf(m.cfg.Subnet) }
+
+// ensure creates the bridge and installs the table once per daemon run.
+func (m *Manager) ensure() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ready {
+		return nil
+	}
+	br, err := netlink.LinkByName(m.cfg.BridgeName)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("look up bridge %s: %w", m.cfg.BridgeName, err)
+		}
+		la := netlink.NewLinkAttrs()
+		la.Name, la.MTU = m.cfg.BridgeName, MTU
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create bridge %s: %w", m.cfg.BridgeName, err)
+		}
+		if br, err = netlink.LinkByName(m.cfg.BridgeName); err != nil {
+			return fmt.Errorf("look up bridge %s: %w", m.cfg.BridgeName, err)
+		}
+	}
+	gw := &netlink.Addr{IPNet: &net.IPNet{IP: m.Gateway().AsSlice(), Mask: net.CIDRMask(m.cfg.Subnet.Bits(), 32)}}
+	if err := netlink.AddrReplace(br, gw); err != nil {
+		return fmt.Errorf("address bridge %s with %s: %w", m.cfg.BridgeName, gw, err)
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		return fmt.Errorf("bring up bridge %s: %w", m.cfg.BridgeName, err)
+	}
+	// The host reaches published ports on 127.0.0.1: the DNAT in the output
+	// chain sends loopback-sourced packets out of the bridge, which the
+	// kernel drops as martians unless route_localnet is set on it.
+	if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", m.cfg.BridgeName, "route_localnet"), []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable route_localnet on %s: %w", m.cfg.BridgeName, err)
+	}
+	if err := m.rules.install(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(m.cfg.NetnsDir, 0o710); err != nil {
+		return err
+	}
+	m.ready = true
+	return nil
+}
+
+// NetnsPath is where id's network namespace is bind-mounted.
+func (m *Manager) NetnsPath(id string) string { return filepath.Join(m.cfg.NetnsDir, id) }
+
+func hostVethName(id string) string {
+	if len(id) > 11 {
+		id = id[:11]
+	}
+	return "vb" + id
+}
+
+// Attach prepares id's network: a netns, a veth pair with eth0 inside, an
+// address, a default route via the bridge, and the published ports of
+// bindings (see Bindings). A host port already in use is an
+// errdefs.Conflict and leaves nothing behind.
+func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, retErr error) {
+	if err := m.ensure(); err != nil {
+		return nil, err
+	}
+	ms, res, err := reserve(bindings)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			res.Close()
+			m.cleanup(id)
+		}
+	}()
+	ip, err := m.ipam.Allocate(id)
+	if err != nil {
+		return nil, err
+	}
+	ep = &Endpoint{
+		NetnsPath: m.NetnsPath(id), IP: ip, PrefixLen: m.cfg.Subnet.Bits(), Gateway: m.Gateway(),
+		HostVeth: hostVethName(id), Ports: ms,
+	}
+	a4 := ip.As4()
+	mac := net.HardwareAddr{0x02, 0x42, a4[0], a4[1], a4[2], a4[3]}
+	ep.MacAddress = mac.String()
+
+	removeNetns(ep.NetnsPath) // a leftover of a crash
+	if err := createNetns(ep.NetnsPath); err != nil {
+		return nil, err
+	}
+	ns, err := netns.GetFromPath(ep.NetnsPath)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", ep.NetnsPath, err)
+	}
+	defer ns.Close()
+	br, err := netlink.LinkByName(m.cfg.BridgeName)
+	if err != nil {
+		return nil, fmt.Errorf("look up bridge %s: %w", m.cfg.BridgeName, err)
+	}
+	if old, err := netlink.LinkByName(ep.HostVeth); err == nil {
+		netlink.LinkDel(old) // a leftover of a crash
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name, la.MTU, la.MasterIndex = ep.HostVeth, MTU, br.Attrs().Index
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(ns), PeerMTU: MTU}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return nil, fmt.Errorf("create veth %s for container %s: %w", ep.HostVeth, id, err)
+	}
+	if err := configureInside(ns, ep); err != nil {
+		return nil, err
+	}
+	// Hairpin: with br_netfilter the DNAT of a container's packet to its
+	// own published port happens on the bridge, which then has to send it
+	// back out of the port it came in by.
+	if err := netlink.LinkSetHairpin(veth, true); err != nil {
+		return nil, fmt.Errorf("hairpin mode on veth %s: %w", ep.HostVeth, err)
+	}
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return nil, fmt.Errorf("bring up veth %s: %w", ep.HostVeth, err)
+	}
+	if err := m.rules.publish(id, ip, ms); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if old := m.reserved[id]; old != nil {
+		old.Close()
+	}
+	m.reserved[id] = res
+	m.mu.Unlock()
+	return ep, nil
+}
+
+// configureInside addresses eth0 in ns, brings it and lo up and routes by
+// default via the gateway, through a netlink handle bound to ns (no thread
+// switching).
+func configureInside(ns netns.NsHandle, ep *Endpoint) error {
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in netns %s: %w", ep.NetnsPath, err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("look up lo in netns %s: %w", ep.NetnsPath, err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	eth0, err := h.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("look up eth0 in netns %s: %w", ep.NetnsPath, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(ep.PrefixLen, 32)}}
+	if err := h.AddrAdd(eth0, addr); err != nil {
+		return fmt.Errorf("address eth0 with %s: %w", addr, err)
+	}
+	if err := h.LinkSetUp(eth0); err != nil {
+		return fmt.Errorf("bring up eth0: %w", err)
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: ep.Gateway.AsSlice()}); err != nil {
+		return fmt.Errorf("default route via %s: %w", ep.Gateway, err)
+	}
+	return nil
+}
+
+// Detach undoes Attach: the DNAT rules, the held ports, the veth, the netns
+// mount and the address lease. It is idempotent.
+func (m *Manager) Detach(id string) error {
+	m.mu.Lock()
+	if res := m.reserved[id]; res != nil {
+		res.Close()
+		delete(m.reserved, id)
+	}
+	m.mu.Unlock()
+	return m.cleanup(id)
+}
+
+func (m *Manager) cleanup(id string) error {
+	var errs []error
+	if err := m.rules.unpublish(id); err != nil {
+		errs = append(errs, err)
+	}
+	// Deleting a veth waits for an RCU grace period (~25 ms), on the path
+	// that `run --rm` waits on. Dropping the netns mount instead lets the
+	// kernel destroy the namespace, and the veth pair with it, in the
+	// background. Without a netns mount (a crash in between) the veth is
+	// deleted here.
+	_, statErr := os.Stat(m.NetnsPath(id))
+	if err := removeNetns(m.NetnsPath(id)); err != nil {
+		errs = append(errs, err)
+	}
+	if statErr != nil {
+		if l, err := netlink.LinkByName(hostVethName(id)); err == nil {
+			if err := netlink.LinkDel(l); err != nil {
+				errs = append(errs, fmt.Errorf("delete veth %s: %w", hostVethName(id), err))
+			}
+		}
+	}
+	if err := m.ipam.Release(id); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Remove deletes the network from the host: its nftables table and its
+// bridge. Containers must have been detached first.
+func (m *Manager) Remove() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	if err := m.rules.remove(); err != nil {
+		errs = append(errs, err)
+	}
+	if br, err := netlink.LinkByName(m.cfg.BridgeName); err == nil {
+		if err := netlink.LinkDel(br); err != nil {
+			errs = append(errs, fmt.Errorf("delete bridge %s: %w", m.cfg.BridgeName, err))
+		}
+	}
+	m.ready = false
+	return errors.Join(errs...)
+}
+
+// Restore holds again the host ports of a container that kept running
+// while the daemon restarted (its rules and netns are still in place), so
+// that they keep conflicting with new containers' ports.
+func (m *Manager) Restore(id string, ms []Mapping) error {
+	var res reservation
+	var errs []error
+	for _, mp := range ms {
+		c, _, err := bind(mp.Proto, mp.HostIP, mp.HostPort)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res = append(res, c)
+	}
+	m.mu.Lock()
+	if old := m.reserved[id]; old != nil {
+		old.Close()
+	}
+	m.reserved[id] = res
+	m.mu.Unlock()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,174 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"berth/internal/errdefs"
+
+	"github.com/moby/moby/api/types/network"
+)
+
+// Mapping is one published port: traffic to HostIP:HostPort (any local
+// address when HostIP is unspecified) is forwarded to ContainerPort.
+type Mapping struct {
+	Proto         string     // "tcp" or "udp"
+	HostIP        netip.Addr // the zero Addr or 0.0.0.0: every local address
+	HostPort      uint16
+	ContainerPort uint16
+}
+
+// Bindings returns the port bindings a container publishes: its
+// HostConfig.PortBindings, plus, with publishAll (-P), every exposed port
+// that has no binding, on an ephemeral host port.
+func Bindings(bindings network.PortMap, exposed network.PortSet, publishAll bool) network.PortMap {
+	out := network.PortMap{}
+	for p, bs := range bindings {
+		out[p] = append([]network.PortBinding(nil), bs...)
+	}
+	if publishAll {
+		for p := range exposed {
+			if len(out[p]) == 0 {
+				out[p] = []network.PortBinding{{}}
+			}
+		}
+	}
+	return out
+}
+
+// reservation holds the host sockets of a container's published ports, the
+// way docker-proxy does: no other program can bind them meanwhile, and a
+// port already taken is detected before the container starts.
+type reservation []io.Closer
+
+func (r reservation) Close() {
+	for _, c := range r {
+		c.Close()
+	}
+}
+
+// reserve binds every host port of bindings and returns the resolved
+// mappings (ephemeral and ranged host ports chosen). A port that is taken is
+// an errdefs.Conflict naming it.
+func reserve(bindings network.PortMap) ([]Mapping, reservation, error) {
+	var ms []Mapping
+	var res reservation
+	ports := make([]network.Port, 0, len(bindings))
+	for p := range bindings {
+		ports = append(ports, p)
+	}
+	sort.Slice(ports, func(i, j int) bool { return ports[i].String() < ports[j].String() })
+	for _, p := range ports {
+		proto := string(p.Proto())
+		if proto != "tcp" && proto != "udp" {
+			res.Close()
+			return nil, nil, errdefs.NotImplemented(fmt.Errorf("publish port %s: protocol %s is not supported", p, proto))
+		}
+		for _, b := range bindings[p] {
+			lo, hi, err := hostPortRange(b.HostPort)
+			if err != nil {
+				res.Close()
+				return nil, nil, errdefs.InvalidParameter(fmt.Errorf("publish port %s: %w", p, err))
+			}
+			m := Mapping{Proto: proto, HostIP: b.HostIP, ContainerPort: p.Num()}
+			if m.HostIP.IsValid() && !m.HostIP.Is4() {
+				// IPv6 publishing needs an IPv6 bridge: not yet.
+				continue
+			}
+			var c io.Closer
+			var last error
+			for port := lo; ; port++ {
+				c, m.HostPort, last = bind(proto, m.HostIP, port)
+				if last == nil || port >= hi {
+					break
+				}
+			}
+			if last != nil {
+				res.Close()
+				return nil, nil, last
+			}
+			res = append(res, c)
+			ms = append(ms, m)
+		}
+	}
+	return ms, res, nil
+}
+
+func hostPortRange(s string) (lo, hi uint16, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, isRange := strings.Cut(s, "-")
+	l, err := strconv.ParseUint(a, 10, 16)
+	if err != nil {
+		return 0, 0, fmt.Errorf("invalid host port %q", s)
+	}
+	h := l
+	if isRange {
+		if h, err = strconv.ParseUint(b, 10, 16); err != nil || h < l {
+			return 0, 0, fmt.Errorf("invalid host port range %q", s)
+		}
+	}
+	return uint16(l), uint16(h), nil
+}
+
+// bind reserves proto hostIP:port (port 0: an ephemeral one) and reports the
+// port it got.
+func bind(proto string, hostIP netip.Addr, port uint16) (io.Closer, uint16, error) {
+	ip := "0.0.0.0"
+	if hostIP.IsValid() {
+		ip = hostIP.String()
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(int(port)))
+	var c io.Closer
+	var got int
+	if proto == "udp" {
+		pc, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return nil, 0, bindError(addr, proto, err)
+		}
+		c, got = pc, pc.LocalAddr().(*net.UDPAddr).Port
+	} else {
+		l, err := net.Listen("tcp4", addr)
+		if err != nil {
+			return nil, 0, bindError(addr, proto, err)
+		}
+		c, got = l, l.Addr().(*net.TCPAddr).Port
+	}
+	return c, uint16(got), nil
+}
+
+func bindError(addr, proto string, err error) error {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && strings.Contains(err.Error(), "address already in use") {
+		return errdefs.Conflict(fmt.Errorf("failed to bind port %s/%s: address already in use", addr, proto))
+	}
+	return fmt.Errorf("failed to bind port %s/%s: %w", addr, proto, err)
+}
+
+// PortMap renders mappings the way inspect's NetworkSettings.Ports shows
+// them; every exposed port without a mapping appears with a nil binding list.
+func PortMap(ms []Mapping, exposed network.PortSet) network.PortMap {
+	out := network.PortMap{}
+	for p := range exposed {
+		out[p] = nil
+	}
+	for _, m := range ms {
+		p, err := network.ParsePort(fmt.Sprintf("%d/%s", m.ContainerPort, m.Proto))
+		if err != nil {
+			continue
+		}
+		ip := m.HostIP
+		if !ip.IsValid() {
+			ip = netip.IPv4Unspecified()
+		}
+		out[p] = append(out[p], network.PortBinding{HostIP: ip, HostPort: strconv.Itoa(int(m.HostPort))})
+	}
+	return out
+}
