@@ -6,6 +6,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -185,7 +186,10 @@ func (e *env) cleanup() {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	// containers' init processes die with their pid namespace; give them a moment
+	// The keeper's death does not end the containers: kill each init
+	// (its pid namespace goes with it), checking the pid is still the
+	// one the runtime recorded.
+	killContainers(filepath.Join(e.execRoot, "runtime"))
 	time.Sleep(100 * time.Millisecond)
 	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(e.dir))
 	for i := len(mounts) - 1; i >= 0; i-- {
@@ -194,6 +198,34 @@ func (e *env) cleanup() {
 	removeCgroups()
 	removeTestBridge(e.dir)
 	os.RemoveAll(e.dir)
+}
+
+// killContainers SIGKILLs the init of every container whose runtime state
+// is under dir.
+func killContainers(dir string) {
+	states, _ := filepath.Glob(filepath.Join(dir, "*", "state.json"))
+	for _, p := range states {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Pid       int    `json:"pid"`
+			InitStart uint64 `json:"initStart"`
+		}
+		if json.Unmarshal(b, &st) != nil || st.Pid <= 1 {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", st.Pid))
+		if err != nil {
+			continue
+		}
+		// field 22 (starttime) counts from after the ")" that ends the name
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) > 19 && f[19] == strconv.FormatUint(st.InitStart, 10) {
+			syscall.Kill(st.Pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // removeCgroups removes berth's cgroups left by killed containers.

@@ -222,6 +222,8 @@ func TestNetworkNoneUntouched(t *testing.T) {
 func TestNetworkSurvivesDaemonRestart(t *testing.T) {
 	e := privateDaemon(t, nil)
 	name, port := uniq(t), freePort(t)
+	// the private daemon's cleanup kills its keeper, not the containers
+	t.Cleanup(func() { e.docker(t, "rm", "-f", name, name+"b") })
 	must(t, e.docker(t, append([]string{"run", "-d", "--name", name, "-p", fmt.Sprintf("127.0.0.1:%d:80", port)}, httpdArgs("kept")...)...))
 	fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
 	e.stop()
@@ -235,7 +237,7 @@ func TestNetworkSurvivesDaemonRestart(t *testing.T) {
 	if r.code != 125 || !strings.Contains(r.stderr, "address already in use") {
 		t.Fatalf("port of the surviving container is free again after restart: %s", r)
 	}
-	name2, port2 := uniq(t)+"b", freePort(t)
+	name2, port2 := name+"b", freePort(t)
 	must(t, e.docker(t, append([]string{"run", "-d", "--name", name2, "-p", fmt.Sprintf("127.0.0.1:%d:80", port2)}, httpdArgs("second")...)...))
 	if got := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", port2)); got != "second\n" {
 		t.Fatalf("GET of a container started after restart = %q", got)
