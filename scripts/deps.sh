@@ -11,7 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(busybox-static runc iproute2 hyperfine ${BERTH_DEPS_EXTRA:-})
+# docker-registry: the distribution 2.8 reference registry the registry
+# client and push/pull tests run against; podman (installed with its
+# recommends: conmon, netavark) runs containers on berth's runtime in a test.
+packages=(busybox-static runc iproute2 hyperfine docker-registry podman ${BERTH_DEPS_EXTRA:-})
 
 # dpkg-query prints one "ii name" line per installed package; anything else
 # (not installed, half-configured, unknown) counts as missing.
@@ -28,7 +31,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >/dev/null
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	plain=()
+	for p in "${missing[@]}"; do
+		[ "$p" = podman ] || plain+=("$p")
+	done
+	if [ ${#plain[@]} -gt 0 ]; then
+		apt-get install -y -qq --no-install-recommends "${plain[@]}" >/dev/null
+	fi
+	if [[ " ${missing[*]} " == *" podman "* ]]; then
+		apt-get install -y -qq podman >/dev/null
+	fi
 fi
 
 export PATH=/usr/local/go/bin:$PATH
