@@ -19,7 +19,7 @@ help:
 	@echo "make build       bin/berth (static) and the bin/berth-runtime link"
 	@echo "make test        deps, build, all Go tests (what CI runs)"
 	@echo "make quickstart  start a private daemon, load and run the hello image"
-	@echo "make bench       bench/engine.sh and bench/runtime.sh (berth vs docker, podman, runc, crun)"
+	@echo "make bench       bench/engine.sh, runtime.sh, registry.sh (berth vs docker, podman, runc, crun, skopeo, distribution)"
 	@echo "make rtv         OCI runtime-tools validation: berth vs runc"
 	@echo "make moby        moby integration/container tests against a throw-away berth daemon"
 	@echo "make lint        gofmt and go vet"
@@ -52,6 +52,7 @@ moby:
 bench: build
 	bash bench/engine.sh
 	bash bench/runtime.sh
+	bash bench/registry.sh
 
 lint:
 	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path './bin/*' -not -path '*/testdata/*' -print0 | xargs -0 gofmt -l); \

@@ -59,10 +59,18 @@ func (s *Server) networkList(w http.ResponseWriter, r *http.Request, _ params) e
 		if !matchAny(f["name"], func(v string) bool { return strings.Contains(n.Name, v) }) ||
 			!matchAny(f["id"], func(v string) bool { return strings.HasPrefix(n.ID, v) }) ||
 			!matchAny(f["driver"], func(v string) bool { return n.Driver == v }) ||
-			!matchAny(f["type"], func(v string) bool { return v == "builtin" }) {
+			!matchAny(f["type"], func(v string) bool { return v == "builtin" }) ||
+			!matchAny(f["label"], func(string) bool { return false }) { // builtins have no labels
 			continue
 		}
 		list = append(list, network.Summary{Network: n.Network})
+	}
+	if nb, ok := s.backend.(NetworkBackend); ok && !f["type"]["builtin"] {
+		user, err := nb.NetworkList(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		list = append(list, user...)
 	}
 	return writeJSON(w, http.StatusOK, list)
 }
@@ -86,6 +94,13 @@ func (s *Server) networkInspect(w http.ResponseWriter, r *http.Request, p params
 		if n.Name == id || n.ID == id || (len(id) >= 3 && strings.HasPrefix(n.ID, id)) {
 			return writeJSON(w, http.StatusOK, n)
 		}
+	}
+	if nb, ok := s.backend.(NetworkBackend); ok {
+		n, err := nb.NetworkInspect(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, n)
 	}
 	return errdefs.NotFound(fmt.Errorf("network %s not found", id))
 }

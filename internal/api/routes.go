@@ -81,6 +81,9 @@ func (s *Server) routes() {
 	// "No such object".
 	rt.handle(get, "/networks", s.networkList)
 	rt.handle(get, "/networks/{id}", s.networkInspect)
+	rt.handle(post, "/networks/create", s.networkCreate)
+	rt.handle(post, "/networks/prune", s.networkPrune)
+	rt.handle(del, "/networks/{id}", s.networkRemove)
 	rt.handle(anyMethod, "/networks/{rest...}", notImplemented("networks"))
 	rt.handle(anyMethod, "/networks", notImplemented("networks"))
 	rt.handle(get, "/volumes", s.volumeList)

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 )
 
 // Image is an image as the builder sees it: an ID ("" for scratch) and
@@ -35,6 +37,10 @@ type Step struct {
 	CreatedBy string
 	Created   time.Time // zero: now
 	Author    string    // from MAINTAINER
+	// Mounts are a RUN step's extra mounts (RUN --mount): the engine
+	// adds them to the container, and their contents stay out of the
+	// committed layer.
+	Mounts []mount.Mount
 }
 
 // Backend is what the builder needs from the engine.
@@ -85,6 +91,15 @@ type Options struct {
 	Target    string
 	// Out receives the progress lines and the RUN output; nil discards.
 	Out io.Writer
+	// CacheMountRoot holds the directories of RUN --mount=type=cache,
+	// one per cache id, kept between builds; "" refuses cache mounts.
+	CacheMountRoot string
+	// Secrets maps a secret id to the host file RUN --mount=type=secret
+	// mounts; secrets never enter a layer or the cache key.
+	Secrets map[string]string
+	// Explain prints, for each step that misses the cache, the first
+	// input that differs from the last build of that step.
+	Explain bool
 }
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -109,6 +124,15 @@ type builder struct {
 	created time.Time
 	step    int
 	total   int
+	// pending are the inputs of the step being keyed, for Explain;
+	// pendingFiles are a COPY's file hashes, set just before key().
+	pending      pendingInputs
+	pendingFiles []string
+}
+
+type pendingInputs struct {
+	text   string
+	inputs []string
 }
 
 // Build executes df and returns the final image's ID.
@@ -140,6 +164,9 @@ func Build(ctx context.Context, be Backend, cache Cache, df *Dockerfile, opts Op
 			}
 			b.meta[kv.Key] = v
 		}
+	}
+	if err := checkCycles(df.Stages, b.meta, b.lex); err != nil {
+		return "", err
 	}
 	last := len(df.Stages) - 1
 	if opts.Target != "" {
@@ -186,6 +213,79 @@ func Build(ctx context.Context, be Backend, cache Cache, df *Dockerfile, opts Op
 	return id, nil
 }
 
+// checkCycles rejects stages that depend on each other through FROM or
+// COPY --from. Naming a later stage without a cycle keeps the classic
+// meaning (an image of that name); a cycle can only be a mistake.
+func checkCycles(stages []instructions.Stage, meta map[string]string, lex *shell.Lex) error {
+	index := map[string][]int{}
+	for i, s := range stages {
+		if s.Name != "" {
+			index[strings.ToLower(s.Name)] = append(index[strings.ToLower(s.Name)], i)
+		}
+	}
+	// A name means the latest stage of that name before i, else the first
+	// one at or after i.
+	resolve := func(i int, name string) (int, bool) {
+		js := index[strings.ToLower(name)]
+		best := -1
+		for _, j := range js {
+			if j < i {
+				best = j
+			}
+		}
+		if best < 0 && len(js) > 0 {
+			best = js[0]
+		}
+		return best, best >= 0
+	}
+	deps := make([][]int, len(stages))
+	for i, s := range stages {
+		refs := []string{s.BaseName}
+		for _, c := range s.Commands {
+			if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {
+				refs = append(refs, cp.From)
+			}
+		}
+		for _, r := range refs {
+			if v, _, err := lex.ProcessWord(r, shell.EnvsFromSlice(envList(meta))); err == nil {
+				r = v
+			}
+			if j, ok := resolve(i, r); ok {
+				deps[i] = append(deps[i], j)
+			}
+		}
+	}
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := make([]int, len(stages))
+	var visit func(i int) error
+	visit = func(i int) error {
+		switch state[i] {
+		case visiting:
+			return fmt.Errorf("circular dependency detected on stage: %s", stages[i].Name)
+		case done:
+			return nil
+		}
+		state[i] = visiting
+		for _, j := range deps[i] {
+			if err := visit(j); err != nil {
+				return err
+			}
+		}
+		state[i] = done
+		return nil
+	}
+	for i := range stages {
+		if err := visit(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func labelString(l map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(l)) {
@@ -224,6 +324,9 @@ func (b *builder) buildStage(ctx context.Context, s instructions.Stage) (string,
 	} else {
 		fmt.Fprintf(b.out, " ---> \n")
 	}
+	if err := b.runTriggers(ctx, st); err != nil {
+		return "", err
+	}
 	for _, cmd := range s.Commands {
 		b.printStep(cmdText(cmd))
 		if err := b.dispatch(ctx, st, cmd); err != nil {
@@ -238,6 +341,43 @@ func (b *builder) buildStage(ctx context.Context, s instructions.Stage) (string,
 		return "", fmt.Errorf("no image was generated. Is your Dockerfile empty?")
 	}
 	return st.img.ID, nil
+}
+
+// runTriggers runs the base image's ONBUILD instructions right after
+// FROM, as docker does; the triggers are not inherited further.
+func (b *builder) runTriggers(ctx context.Context, st *stageState) error {
+	triggers := st.img.Config.OnBuild
+	if len(triggers) == 0 {
+		return nil
+	}
+	st.img.Config = cloneConfig(st.img.Config)
+	st.img.Config.OnBuild = nil
+	word := "trigger"
+	if len(triggers) > 1 {
+		word = "triggers"
+	}
+	fmt.Fprintf(b.out, "# Executing %d build %s\n", len(triggers), word)
+	for _, t := range triggers {
+		res, err := parser.Parse(strings.NewReader(t))
+		if err != nil || len(res.AST.Children) != 1 {
+			return fmt.Errorf("parse ONBUILD trigger %q: %v", t, err)
+		}
+		cmd, err := instructions.ParseCommand(res.AST.Children[0])
+		if err != nil {
+			return fmt.Errorf("parse ONBUILD trigger %q: %w", t, err)
+		}
+		switch strings.ToUpper(cmd.Name()) {
+		case "ONBUILD", "FROM", "MAINTAINER":
+			return fmt.Errorf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(cmd.Name()))
+		}
+		if err := b.dispatch(ctx, st, cmd); err != nil {
+			return fmt.Errorf("ONBUILD trigger %q: %w", t, err)
+		}
+		if st.img.ID != "" {
+			fmt.Fprintf(b.out, " ---> %s\n", short(st.img.ID))
+		}
+	}
+	return nil
 }
 
 func cmdText(c instructions.Command) string {
@@ -418,6 +558,8 @@ func (b *builder) newStep(st *stageState, cfg dockerspec.DockerOCIImageConfig, c
 // key is the cache key of a step: its parent, the instruction, the
 // visible environment and whatever extra content (COPY sources) it reads.
 func (b *builder) key(st *stageState, text string, extra ...string) string {
+	b.pending = pendingInputs{text: text, inputs: b.stepInputs(st, text, b.pendingFiles)}
+	b.pendingFiles = nil
 	h := sha256.New()
 	fmt.Fprintf(h, "parent %s\ninstr %s\ncreated %d\n", st.img.ID, text, b.created.Unix())
 	env := st.env()
@@ -438,10 +580,12 @@ func (b *builder) cached(st *stageState, key string) bool {
 	}
 	id, ok := b.cache.Lookup(key)
 	if !ok {
+		b.explainMiss(b.pending.text, b.pending.inputs)
 		return false
 	}
 	img, err := b.be.ResolveImage(context.Background(), id)
 	if err != nil {
+		b.explainMiss(b.pending.text, b.pending.inputs)
 		return false
 	}
 	fmt.Fprintf(b.out, " ---> Using cache\n")
@@ -453,12 +597,13 @@ func (b *builder) remember(st *stageState, key, id string, cfg dockerspec.Docker
 	if b.cache != nil {
 		b.cache.Store(key, id)
 	}
+	b.rememberInputs(b.pending.text, b.pending.inputs)
 	st.img = Image{ID: id, Config: cfg}
 }
 
 func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCommand) error {
-	if len(c.FlagsUsed) > 0 {
-		return fmt.Errorf("RUN --%s is not supported by this builder", c.FlagsUsed[0])
+	if f, ok := mountFlagsOnly(c); !ok {
+		return fmt.Errorf("RUN --%s is not supported by this builder", f)
 	}
 	if len(c.Files) > 0 {
 		return fmt.Errorf("RUN with a heredoc is not supported by this builder")
@@ -479,6 +624,12 @@ func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCo
 			runEnv = append(runEnv, k+"="+st.args[k])
 		}
 	}
+	// The predefined proxy args reach RUN without an ARG line.
+	for _, k := range predefinedArgs {
+		if v := b.opts.BuildArgs[k]; v != nil && !hasEnv(runEnv, k) {
+			runEnv = append(runEnv, k+"="+*v)
+		}
+	}
 	run := &container.Config{
 		Cmd:        argv,
 		Entrypoint: []string{},
@@ -491,13 +642,25 @@ func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCo
 	if c.PrependShell {
 		createdBy = strings.Join(shellOf(cfg), " ") + " " + strings.Join(c.CmdLine, " ")
 	}
-	id, err := b.be.Run(ctx, b.newStep(st, cfg, createdBy), run, b.out)
+	mounts, release, err := b.runMounts(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer release()
+	step := b.newStep(st, cfg, createdBy)
+	step.Mounts = mounts
+	id, err := b.be.Run(ctx, step, run, b.out)
 	if err != nil {
 		return err
 	}
 	b.remember(st, key, id, cfg)
 	return nil
 }
+
+// predefinedArgs are the build args docker accepts without an ARG line;
+// they are passed to RUN but, like all args, never kept in the image.
+var predefinedArgs = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+	"FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
 
 func hasEnv(env []string, k string) bool {
 	for _, e := range env {

@@ -244,14 +244,16 @@ func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
 			}
 			srcs = append(srcs, m...)
 		}
-		destDir := strings.HasSuffix(dest, "/") || len(srcs) > 1
+		// Docker requires the slash even when the destination already
+		// exists as a directory.
+		if len(srcs) > 1 && !strings.HasSuffix(dest, "/") {
+			return fmt.Errorf("When using %s with more than one source file, the destination must be a directory and end with a /", strings.Fields(c.text)[0])
+		}
+		destDir := strings.HasSuffix(dest, "/")
 		if !destDir {
 			if fi, err := statIn(root, dest); err == nil && fi.IsDir() {
 				destDir = true
 			}
-		}
-		if len(srcs) > 1 && !strings.HasSuffix(c.dest, "/") && !destDir {
-			return fmt.Errorf("When using COPY with more than one source file, the destination must be a directory and end with a /")
 		}
 		cleanDest := path.Clean(dest)
 		for _, rel := range srcs {
@@ -293,6 +295,9 @@ func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
+	if b.opts.Explain {
+		b.pendingFiles = fileInputs(set)
+	}
 	key := b.key(st, c.text, sum)
 	if b.cached(st, key) {
 		return nil

@@ -22,8 +22,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*/want.txt from the cu
 // An optional options file holds "arg K=V", "label k=v" and "target T".
 func TestCorpus(t *testing.T) {
 	cases, err := filepath.Glob("testdata/*/Dockerfile")
-	if err != nil || len(cases) < 15 {
-		t.Fatalf("corpus has %d cases (%v), want 15+", len(cases), err)
+	if err != nil || len(cases) < 40 {
+		t.Fatalf("corpus has %d cases (%v), want 40+", len(cases), err)
 	}
 	for _, dfPath := range cases {
 		dir := filepath.Dir(dfPath)

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 )
 
 // fakeFile is one member of a fake image's merged tree.
@@ -43,6 +44,7 @@ type fakeBackend struct {
 	t      *testing.T
 	images map[string]*fakeImage
 	runs   []string
+	mounts [][]mount.Mount // each RUN's Step.Mounts
 }
 
 func newFakeBackend(t *testing.T) *fakeBackend {
@@ -97,6 +99,7 @@ func (f *fakeBackend) Run(ctx context.Context, step Step, run *container.Config,
 	}
 	fmt.Fprintf(out, "ran %s\n", cmd)
 	f.runs = append(f.runs, cmd)
+	f.mounts = append(f.mounts, step.Mounts)
 	files := f.parentFiles(step.Parent)
 	log := files["/run.log"].data + fmt.Sprintf("%s env=%s wd=%s user=%s\n", cmd, strings.Join(run.Env, ","), run.WorkingDir, run.User)
 	files["/run.log"] = fakeFile{typ: tar.TypeReg, mode: 0o644, data: log}

@@ -20,8 +20,8 @@ import (
 
 type buildOptions struct {
 	context, dockerfile, target, iidfile string
-	tags, buildArgs, labels              []string
-	noCache, quiet, pull                 bool
+	tags, buildArgs, labels, secrets     []string
+	noCache, quiet, pull, explain        bool
 }
 
 func newBuildCommand(c *Cli) *cobra.Command {
@@ -45,6 +45,8 @@ func newBuildCommand(c *Cli) *cobra.Command {
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.BoolVar(&opts.pull, "pull", false, "Always attempt to pull a newer version of the image")
 	f.StringVar(&opts.iidfile, "iidfile", "", "Write the image ID to the file")
+	f.BoolVar(&opts.explain, "explain", false, "Print why each step missed the cache (berth)")
+	f.StringArrayVar(&opts.secrets, "secret", nil, "Secret to expose to RUN --mount=type=secret (format: \"id=mysecret,src=/local/secret\")")
 	return cmd
 }
 
@@ -70,6 +72,10 @@ func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
 			return err
 		}
 		body = rd
+	}
+	body, err := withControl(body, opts.secrets, opts.explain)
+	if err != nil {
+		return err
 	}
 	bo := client.ImageBuildOptions{
 		Tags: opts.tags, Dockerfile: dockerfile, NoCache: opts.noCache, SuppressOutput: opts.quiet,

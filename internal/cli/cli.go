@@ -213,6 +213,7 @@ func addCommandsTo(root *cobra.Command, cli *Cli) {
 		newImageCommand(cli),
 		newSystemCommand(cli),
 		newVolumeCommand(cli),
+		newNetworkCommand(cli),
 	)
 }
 

@@ -33,6 +33,13 @@ func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.Bui
 	if _, err := archive.Apply(ctx, dir, buildContext, archive.ApplyOptions{NoChown: true}); err != nil {
 		return errdefs.InvalidParameter(fmt.Errorf("read build context: %w", err))
 	}
+	// berth build --secret/--explain: out of the context before anything reads it.
+	secretDir := dir + ".secrets"
+	defer os.RemoveAll(secretDir)
+	ctl, err := build.TakeControl(dir, secretDir)
+	if err != nil {
+		return err
+	}
 	dfName := opts.Dockerfile
 	if dfName == "" {
 		dfName = "Dockerfile"
@@ -58,6 +65,7 @@ func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.Bui
 	id, err := build.Build(ctx, be, d.buildCache(), df, build.Options{
 		ContextDir: dir, Ignore: ignore, BuildArgs: opts.BuildArgs, Labels: opts.Labels,
 		NoCache: opts.NoCache, Target: opts.Target, Out: w,
+		CacheMountRoot: filepath.Join(d.cfg.DataRoot, "build-cache-mounts"), Secrets: ctl.Secrets, Explain: ctl.Explain,
 	})
 	w.flush()
 	if err != nil {
@@ -167,7 +175,7 @@ func (b *buildBackend) Run(ctx context.Context, step build.Step, run *container.
 	cfg := *run
 	cfg.Image = step.Parent
 	cfg.Labels = map[string]string{}
-	resp, err := b.d.ContainerCreate(ctx, "", &container.CreateRequest{Config: &cfg, HostConfig: &container.HostConfig{}})
+	resp, err := b.d.ContainerCreate(ctx, "", &container.CreateRequest{Config: &cfg, HostConfig: &container.HostConfig{Mounts: step.Mounts}})
 	if err != nil {
 		return "", fmt.Errorf("create the container of RUN: %w", err)
 	}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -33,6 +34,11 @@ type Container struct {
 	// Endpoint is the container's attachment to the default bridge while
 	// it runs (nil otherwise).
 	Endpoint *berthnet.Endpoint `json:",omitempty"`
+	// NetworkAliases are the --network-alias names the embedded DNS of a
+	// user-defined network answers for the container (see usernet.go).
+	NetworkAliases []string `json:",omitempty"`
+	// NetworkIP is the --ip address on a user-defined network (zero: any).
+	NetworkIP netip.Addr `json:",omitzero"`
 	// Volumes are the volumes mounted into the container (see
 	// resolveVolumes).
 	Volumes []VolumeMount `json:",omitempty"`

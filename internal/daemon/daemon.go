@@ -71,6 +71,7 @@ type Daemon struct {
 	keeper  *keeper.Client
 	events  *eventLog
 	net     *berthnet.Manager // the default bridge network
+	unets   userNets          // user-defined networks (usernet.go)
 
 	mu         sync.Mutex
 	containers map[string]*Container // by ID
@@ -160,9 +161,15 @@ func New(cfg Config) (*Daemon, error) {
 		c.mu.Lock()
 		ep := c.Endpoint
 		c.mu.Unlock()
-		if ep != nil {
-			if err := d.net.Restore(c.ID, ep.Ports); err != nil {
+		if mgr := d.managerFor(c.HostConfig.NetworkMode); ep != nil && mgr != nil {
+			if err := mgr.Restore(c.ID, ep.Ports); err != nil {
 				d.log.Warn("hold published ports again", "id", c.ID, "err", err)
+			}
+			if !bridged(c.HostConfig.NetworkMode) {
+				// the network's DNS server died with the old daemon
+				if err := d.userNetAttached(c, string(c.HostConfig.NetworkMode), ep); err != nil {
+					d.log.Warn("restart network DNS", "id", c.ID, "err", err)
+				}
 			}
 		}
 	}

@@ -90,6 +90,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 		execs:     map[string]*execConfig{},
 	}
 	c.Path, c.Args = processArgs(&cfg, img.Config.Config.Entrypoint, img.Config.Config.Cmd)
+	c.NetworkAliases = networkAliases(req.NetworkingConfig, hc.NetworkMode)
 	// Reserve the name now; the container becomes visible (to rm, start,
 	// inspect) only once its layer and record exist.
 	d.names[name] = id
@@ -102,6 +103,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 		d.images.RemoveRootfs(id)
 		os.RemoveAll(d.containerDir(id))
 		return container.CreateResponse{}, err
+	}
+	if c.NetworkIP, err = networkIP(req.NetworkingConfig, hc.NetworkMode); err != nil {
+		return fail(err)
 	}
 	if err := os.MkdirAll(d.containerDir(id), 0o710); err != nil {
 		return fail(err)
@@ -267,7 +271,7 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	if err != nil {
 		return err
 	}
-	if err := checkNetworkMode(c.HostConfig.NetworkMode); err != nil {
+	if err := d.checkNetworkMode(c.HostConfig.NetworkMode); err != nil {
 		return err
 	}
 	netnsPath, err := d.attachNetwork(c, &img.Config.Config)

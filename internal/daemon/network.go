@@ -22,13 +22,29 @@ func bridged(mode container.NetworkMode) bool {
 }
 
 // checkNetworkMode refuses, at start as dockerd does, a network that does
-// not exist: every user-defined one (network create is not implemented yet).
-func checkNetworkMode(mode container.NetworkMode) error {
+// not exist.
+func (d *Daemon) checkNetworkMode(mode container.NetworkMode) error {
 	switch {
 	case bridged(mode), mode.IsNone(), mode.IsHost(), mode.IsContainer():
 		return nil
 	}
-	return errdefs.NotFound(fmt.Errorf("network %s not found", mode))
+	_, err := d.findUserNet(string(mode))
+	return err
+}
+
+// managerFor is the bridge network a container joins: the default one or a
+// user-defined one (nil for none, host and container: modes).
+func (d *Daemon) managerFor(mode container.NetworkMode) *berthnet.Manager {
+	switch {
+	case bridged(mode):
+		return d.net
+	case mode.IsNone(), mode.IsHost(), mode.IsContainer():
+		return nil
+	}
+	if n, err := d.findUserNet(string(mode)); err == nil {
+		return n.mgr
+	}
+	return nil
 }
 
 // exposedPorts merges the image's EXPOSE with the container's --expose.
@@ -51,17 +67,31 @@ func exposedPorts(cfg *container.Config, img *ocispec.ImageConfig) network.PortS
 // the endpoint on c; it returns the netns path the spec joins ("" when the
 // container is not bridged).
 func (d *Daemon) attachNetwork(c *Container, img *ocispec.ImageConfig) (string, error) {
-	if !bridged(c.HostConfig.NetworkMode) {
+	mgr := d.managerFor(c.HostConfig.NetworkMode)
+	if mgr == nil {
 		return "", nil
 	}
 	bindings := berthnet.Bindings(c.HostConfig.PortBindings, exposedPorts(c.Config, img), c.HostConfig.PublishAllPorts)
-	ep, err := d.net.Attach(c.ID, bindings)
+	if c.NetworkIP.IsValid() {
+		if err := mgr.ReserveIP(c.ID, c.NetworkIP); err != nil {
+			return "", fmt.Errorf("connect container %s to network %s: %w", c.ID[:12], c.HostConfig.NetworkMode, err)
+		}
+	}
+	ep, err := mgr.Attach(c.ID, bindings)
 	if err != nil {
 		if errdefs.IsConflict(err) {
 			// docker's wording; the CLI prints it and exits 125
 			return "", errdefs.Conflict(fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", strings.TrimPrefix(c.Name, "/"), c.ID[:12], err))
 		}
 		return "", fmt.Errorf("connect container %s to the bridge: %w", c.ID[:12], err)
+	}
+	if !bridged(c.HostConfig.NetworkMode) {
+		if err := d.userNetAttached(c, string(c.HostConfig.NetworkMode), ep); err != nil {
+			if derr := mgr.Detach(c.ID); derr != nil {
+				d.log.Warn("detach network", "id", c.ID, "err", derr)
+			}
+			return "", fmt.Errorf("connect container %s to network %s: %w", c.ID[:12], c.HostConfig.NetworkMode, err)
+		}
 	}
 	c.mu.Lock()
 	c.Endpoint = ep
@@ -73,13 +103,13 @@ func (d *Daemon) attachNetwork(c *Container, img *ocispec.ImageConfig) (string, 
 // start).
 func (d *Daemon) detachNetwork(c *Container) {
 	c.mu.Lock()
-	ep := c.Endpoint
 	c.Endpoint = nil
 	c.mu.Unlock()
-	if ep == nil && !bridged(c.HostConfig.NetworkMode) {
+	mgr := d.managerFor(c.HostConfig.NetworkMode)
+	if mgr == nil {
 		return
 	}
-	if err := d.net.Detach(c.ID); err != nil {
+	if err := mgr.Detach(c.ID); err != nil {
 		d.log.Warn("detach network", "id", c.ID, "err", err)
 	}
 }
@@ -96,8 +126,20 @@ func (d *Daemon) networkSettings(c *Container) *container.NetworkSettings {
 	}
 	ns.SandboxKey = ep.NetnsPath
 	ns.Ports = berthnet.PortMap(ep.Ports, c.Config.ExposedPorts)
-	if es := ns.Networks["bridge"]; es != nil {
-		es.NetworkID = "bridge"
+	key, netID := "bridge", "bridge"
+	if !bridged(c.HostConfig.NetworkMode) {
+		key = string(c.HostConfig.NetworkMode)
+		netID = key
+		if id, ok := d.unets.ids.Load(key); ok {
+			netID = id.(string)
+		}
+	}
+	if es := ns.Networks[key]; es != nil {
+		es.NetworkID = netID
+		if key != "bridge" {
+			es.Aliases = c.NetworkAliases
+			es.DNSNames = append([]string{strings.TrimPrefix(c.Name, "/"), c.ID[:12]}, c.NetworkAliases...)
+		}
 		es.EndpointID = c.ID
 		es.IPAddress, es.IPPrefixLen, es.Gateway = ep.IP, ep.PrefixLen, ep.Gateway
 		if mac, err := net.ParseMAC(ep.MacAddress); err == nil {

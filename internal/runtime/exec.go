@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -48,9 +49,9 @@ func (r *Runtime) Exec(id string, o ExecOpts) (int, error) {
 	for _, ns := range st.Spec.Linux.Namespaces {
 		has[ns.Type] = true
 	}
-	if has[specs.UserNamespace] {
+	if has[specs.UserNamespace] && !usernsHelperSupported() {
 		return 0, errdefs.NotImplemented(fmt.Errorf("exec in container %s: it has a user namespace, and Go cannot "+
-			"setns a multi-threaded process into one", id))
+			"setns a multi-threaded process into one (berth has no user namespace helper for %s)", id, goruntime.GOARCH))
 	}
 
 	cfg := &nsinit.Config{
@@ -72,6 +73,17 @@ func (r *Runtime) Exec(id string, o ExecOpts) (int, error) {
 		defer f.Close()
 		l.joinFiles = append(l.joinFiles, f)
 		cfg.Namespaces = append(cfg.Namespaces, nsinit.JoinNS{Type: t})
+	}
+	if has[specs.UserNamespace] {
+		// Joined first, by the userns helper: the other namespaces are
+		// owned by it, and joining them needs capabilities there.
+		f, err := os.Open(proc + "user")
+		if err != nil {
+			return 0, fmt.Errorf("open user namespace of %s: %w", id, err)
+		}
+		defer f.Close()
+		l.userNS = f
+		cfg.UserNS = true
 	}
 	if has[specs.PIDNamespace] {
 		l.pidNS = proc + "pid"

@@ -26,6 +26,7 @@ type launch struct {
 	joinFiles  []*os.File // namespaces to setns, in cfg.Namespaces order
 	stateDir   *os.File   // init: O_PATH of the state dir (exec.fifo)
 	rootFile   *os.File   // exec: the root to chroot into (no mount namespace)
+	userNS     *os.File   // a user namespace to join first, via the userns helper
 	cloneflags uintptr
 	uidMaps    []syscall.SysProcIDMap
 	gidMaps    []syscall.SysProcIDMap
@@ -73,10 +74,23 @@ func (r *Runtime) start(l *launch) (_ *os.Process, retErr error) {
 		l.cfg.Namespaces[i].FD = next(f)
 	}
 	exeFD := next(exe)
+	path, args := "/proc/self/fd/"+strconv.Itoa(exeFD), []string{"berth-init"}
+	if l.userNS != nil {
+		// The helper joins the user namespace, then execs berth (see
+		// usernshelper.go); nsinit closes the fds it leaves behind.
+		helper, err := usernsHelperFile()
+		if err != nil {
+			return nil, err
+		}
+		userFD := next(l.userNS)
+		helperFD := next(helper)
+		args = append([]string{"berth-userns", strconv.Itoa(userFD), path}, args...)
+		path = "/proc/self/fd/" + strconv.Itoa(helperFD)
+	}
 
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(exeFD),
-		Args:       []string{"berth-init"},
+		Path:       path,
+		Args:       args,
 		Env:        []string{nsinit.EnvVar + "=" + l.cfg.Mode + ":" + strconv.Itoa(syncFD)},
 		ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{

@@ -1,0 +1,82 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/moby/moby/api/types/network"
+
+	"berth/internal/errdefs"
+)
+
+// NetworkBackend serves user-defined networks; the builtin bridge, host and
+// none are answered by the API layer itself. A Backend without it answers
+// 501 to network create/rm/prune. Errors: NotFound "network N not found",
+// Conflict for a duplicate name or a network in use, Forbidden for the
+// builtin names.
+type NetworkBackend interface {
+	NetworkCreate(ctx context.Context, req network.CreateRequest) (network.CreateResponse, error)
+	NetworkList(ctx context.Context, filters Filters) ([]network.Summary, error)
+	NetworkInspect(ctx context.Context, ref string) (network.Inspect, error)
+	NetworkRemove(ctx context.Context, ref string) error
+	NetworkPrune(ctx context.Context, filters Filters) (*network.PruneReport, error)
+}
+
+func (s *Server) networks() (NetworkBackend, error) {
+	nb, ok := s.backend.(NetworkBackend)
+	if !ok {
+		return nil, errdefs.NotImplemented(errors.New("user-defined networks: not implemented by this backend"))
+	}
+	return nb, nil
+}
+
+func (s *Server) networkCreate(w http.ResponseWriter, r *http.Request, _ params) error {
+	nb, err := s.networks()
+	if err != nil {
+		return err
+	}
+	var req network.CreateRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return err
+	}
+	res, err := nb.NetworkCreate(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, res)
+}
+
+func (s *Server) networkRemove(w http.ResponseWriter, r *http.Request, p params) error {
+	nb, err := s.networks()
+	if err != nil {
+		return err
+	}
+	for _, n := range builtinNetworks {
+		if n.Name == p["id"] || n.ID == p["id"] {
+			return errdefs.Forbidden(fmt.Errorf("%s is a pre-defined network and cannot be removed", n.Name))
+		}
+	}
+	if err := nb.NetworkRemove(r.Context(), p["id"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) networkPrune(w http.ResponseWriter, r *http.Request, _ params) error {
+	nb, err := s.networks()
+	if err != nil {
+		return err
+	}
+	f, err := parseFilters(r)
+	if err != nil {
+		return err
+	}
+	rep, err := nb.NetworkPrune(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}

@@ -1,0 +1,1 @@
+src/a_test.py

@@ -1,0 +1,1 @@
+src/deep/keep_test.py

@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+)
+
+// newNetworkCommand is `berth network`: create, ls, inspect, rm, prune.
+func newNetworkCommand(c *Cli) *cobra.Command {
+	cmd := &cobra.Command{Use: "network", Short: "Manage networks", Args: requiresNoArgs, RunE: showHelp}
+	cmd.AddCommand(newNetworkCreateCommand(c), newNetworkListCommand(c), newNetworkInspectCommand(c),
+		newNetworkRemoveCommand(c), newNetworkPruneCommand(c))
+	return cmd
+}
+
+type networkCreateOptions struct {
+	driver, subnet, gateway, ipRange string
+	internal, attachable             bool
+	labels                           *listOpts
+	opts                             *mapOpts
+}
+
+func newNetworkCreateCommand(c *Cli) *cobra.Command {
+	o := networkCreateOptions{labels: newListOpts(nil), opts: &mapOpts{}}
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] NETWORK",
+		Short: "Create a network",
+		Args:  requiresExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runNetworkCreate(cmdContext(cmd), c, args[0], &o)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVarP(&o.driver, "driver", "d", "bridge", "Driver to manage the Network")
+	flags.StringVar(&o.subnet, "subnet", "", "Subnet in CIDR format that represents a network segment")
+	flags.StringVar(&o.gateway, "gateway", "", "IPv4 Gateway for the master subnet")
+	flags.StringVar(&o.ipRange, "ip-range", "", "Allocate container ip from a sub-range")
+	flags.BoolVar(&o.internal, "internal", false, "Restrict external access to the network")
+	flags.BoolVar(&o.attachable, "attachable", false, "Enable manual container attachment")
+	flags.VarP(o.opts, "opt", "o", "Set driver specific options")
+	flags.Var(o.labels, "label", "Set metadata on a network")
+	return cmd
+}
+
+func runNetworkCreate(ctx context.Context, c *Cli, name string, o *networkCreateOptions) error {
+	var ipam *network.IPAM
+	if o.subnet != "" || o.gateway != "" || o.ipRange != "" {
+		var cfg network.IPAMConfig
+		var err error
+		if o.subnet == "" {
+			return errors.New("every ip-range or gateway must have a corresponding subnet")
+		}
+		if cfg.Subnet, err = netip.ParsePrefix(o.subnet); err != nil {
+			return fmt.Errorf("invalid subnet %s: %w", o.subnet, err)
+		}
+		if o.gateway != "" {
+			if cfg.Gateway, err = netip.ParseAddr(o.gateway); err != nil {
+				return fmt.Errorf("invalid gateway %s: %w", o.gateway, err)
+			}
+		}
+		if o.ipRange != "" {
+			if cfg.IPRange, err = netip.ParsePrefix(o.ipRange); err != nil {
+				return fmt.Errorf("invalid ip-range %s: %w", o.ipRange, err)
+			}
+		}
+		ipam = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{cfg}}
+	}
+	labels := map[string]string{}
+	for _, l := range o.labels.GetAll() {
+		k, v, _ := strings.Cut(l, "=")
+		labels[k] = v
+	}
+	apiClient, err := c.Client()
+	if err != nil {
+		return err
+	}
+	res, err := apiClient.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+		Driver: o.driver, IPAM: ipam, Internal: o.internal, Attachable: o.attachable,
+		Options: o.opts.values, Labels: labels,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.Out(), res.ID)
+	return nil
+}
+
+type networkListOptions struct {
+	quiet, noTrunc bool
+	format         string
+	filter         *listOpts
+}
+
+func newNetworkListCommand(c *Cli) *cobra.Command {
+	o := networkListOptions{filter: newListOpts(validateFilter)}
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list"},
+		Short:   "List networks",
+		Args:    requiresNoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runNetworkList(cmdContext(cmd), c, &o)
+		},
+	}
+	flags := cmd.Flags()
+	flags.BoolVarP(&o.quiet, "quiet", "q", false, "Only display network IDs")
+	flags.BoolVar(&o.noTrunc, "no-trunc", false, "Do not truncate the output")
+	flags.StringVar(&o.format, "format", "", "Format output using a custom template")
+	flags.VarP(o.filter, "filter", "f", "Provide filter values (e.g. \"driver=bridge\")")
+	return cmd
+}
+
+// networkRow is the formatting context of `network ls`.
+type networkRow struct {
+	n     network.Summary
+	trunc bool
+}
+
+func (r networkRow) ID() string {
+	if r.trunc && len(r.n.ID) > 12 {
+		return r.n.ID[:12]
+	}
+	return r.n.ID
+}
+func (r networkRow) Name() string      { return r.n.Name }
+func (r networkRow) Driver() string    { return r.n.Driver }
+func (r networkRow) Scope() string     { return r.n.Scope }
+func (r networkRow) IPv4() string      { return fmt.Sprint(r.n.EnableIPv4) }
+func (r networkRow) IPv6() string      { return fmt.Sprint(r.n.EnableIPv6) }
+func (r networkRow) Internal() string  { return fmt.Sprint(r.n.Internal) }
+func (r networkRow) CreatedAt() string { return r.n.Created.String() }
+
+// Labels renders k=v pairs joined by commas, as docker does.
+func (r networkRow) Labels() string {
+	var out []string
+	for k, v := range r.n.Labels {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+// Label returns one label's value.
+func (r networkRow) Label(name string) string { return r.n.Labels[name] }
+
+// MarshalJSON serves {{json .}}.
+func (r networkRow) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{
+		"ID": r.ID(), "Name": r.Name(), "Driver": r.Driver(), "Scope": r.Scope(), "IPv4": r.IPv4(),
+		"IPv6": r.IPv6(), "Internal": r.Internal(), "Labels": r.Labels(), "CreatedAt": r.CreatedAt(),
+	})
+}
+
+var networkHeader = map[string]string{
+	"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv4": "IPV4",
+	"IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT",
+}
+
+func runNetworkList(ctx context.Context, c *Cli, o *networkListOptions) error {
+	apiClient, err := c.Client()
+	if err != nil {
+		return err
+	}
+	res, err := apiClient.NetworkList(ctx, client.NetworkListOptions{Filters: filtersFrom(o.filter.values)})
+	if err != nil {
+		return err
+	}
+	items := res.Items
+	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
+	format := o.format
+	switch {
+	case o.quiet:
+		format = "{{.ID}}"
+	case format == "" || format == "table":
+		format = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+	case format == "json":
+		format = "{{json .}}"
+	}
+	rows := make([]networkRow, len(items))
+	for i, n := range items {
+		rows[i] = networkRow{n, !o.noTrunc}
+	}
+	return writeList(c.Out(), format, networkHeader, rows)
+}
+
+func newNetworkInspectCommand(c *Cli) *cobra.Command {
+	o := inspectOptions{kind: "network"}
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
+		Short: "Display detailed information on one or more networks",
+		Args:  requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.refs = args
+			return runInspect(cmdContext(cmd), c, &o)
+		},
+	}
+	cmd.Flags().StringVarP(&o.format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
+
+func newNetworkRemoveCommand(c *Cli) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm NETWORK [NETWORK...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more networks",
+		Args:    requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			apiClient, err := c.Client()
+			if err != nil {
+				return err
+			}
+			var msgs []string
+			for _, name := range args {
+				if _, err := apiClient.NetworkRemove(cmdContext(cmd), name, client.NetworkRemoveOptions{}); err != nil {
+					if force && cerrdefs.IsNotFound(err) {
+						continue
+					}
+					msgs = append(msgs, errText(err))
+					continue
+				}
+				fmt.Fprintln(c.Out(), name)
+			}
+			if len(msgs) > 0 {
+				return errors.New(strings.Join(msgs, "\n"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not error if the network does not exist")
+	return cmd
+}
+
+func newNetworkPruneCommand(c *Cli) *cobra.Command {
+	o := pruneOptions{filter: newListOpts(validateFilter)}
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all unused networks",
+		Args:  requiresNoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !o.force && !confirm(c, "WARNING! This will remove all custom networks not used by at least one container.") {
+				return nil
+			}
+			apiClient, err := c.Client()
+			if err != nil {
+				return err
+			}
+			res, err := apiClient.NetworkPrune(cmdContext(cmd), client.NetworkPruneOptions{Filters: filtersFrom(o.filter.values)})
+			if err != nil {
+				return err
+			}
+			if len(res.Report.NetworksDeleted) > 0 {
+				fmt.Fprintln(c.Out(), "Deleted Networks:")
+				for _, n := range res.Report.NetworksDeleted {
+					fmt.Fprintln(c.Out(), n)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&o.force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().Var(o.filter, "filter", "Provide filter values (e.g. \"until=<timestamp>\")")
+	return cmd
+}

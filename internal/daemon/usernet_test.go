@@ -1,0 +1,46 @@
+package daemon
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+
+	"berth/internal/errdefs"
+)
+
+func TestNetworkIPAndAliases(t *testing.T) {
+	ip := netip.MustParseAddr("10.210.5.9")
+	nc := func(key string) *network.NetworkingConfig {
+		return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			key: {Aliases: []string{"db", "cache"}, IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}},
+		}}
+	}
+	if got, err := networkIP(nc("mynet"), "mynet"); err != nil || got != ip {
+		t.Fatalf("networkIP on a user network = %v, %v; want %s", got, err, ip)
+	}
+	for _, mode := range []container.NetworkMode{"bridge", "host", "none"} {
+		if _, err := networkIP(nc("default"), mode); !errdefs.IsInvalidParameter(err) {
+			t.Fatalf("networkIP on %s: %v, want InvalidParameter", mode, err)
+		}
+	}
+	if got, err := networkIP(nil, "mynet"); err != nil || got.IsValid() {
+		t.Fatalf("networkIP without config = %v, %v", got, err)
+	}
+	if got := networkAliases(nc("mynet"), "mynet"); len(got) != 2 || got[0] != "db" {
+		t.Fatalf("networkAliases = %v", got)
+	}
+	if got := networkAliases(nc("other"), "mynet"); got != nil {
+		t.Fatalf("aliases of another network = %v", got)
+	}
+}
+
+func TestLabelMatch(t *testing.T) {
+	labels := map[string]string{"a": "1", "b": ""}
+	for f, want := range map[string]bool{"a": true, "a=1": true, "a=2": false, "b": true, "b=": true, "c": false} {
+		if got := labelMatch(labels, f); got != want {
+			t.Errorf("labelMatch(%q) = %v, want %v", f, got, want)
+		}
+	}
+}
