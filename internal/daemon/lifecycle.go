@@ -209,8 +209,8 @@ func (d *Daemon) ContainerStart(ctx context.Context, name string) error {
 	auto := c.HostConfig.AutoRemove
 	if err != nil {
 		c.exits++ // a failed start counts as an exit for `wait next-exit`
-		c.notify()
 	}
+	c.notify() // a remove may be waiting for the start to finish
 	c.mu.Unlock()
 	if err != nil && auto {
 		// docker removes an --rm container whose start failed; the CLI's
@@ -509,8 +509,8 @@ func (d *Daemon) scheduleRestart(c *Container, restarts int) {
 		c.starting = false
 		if err != nil {
 			c.State.Status = container.StateExited
-			c.notify()
 		}
+		c.notify()
 		c.mu.Unlock()
 		if err != nil {
 			d.log.Warn("restart failed", "id", c.ID, "err", err)
@@ -849,6 +849,9 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, remove
 	c.removing = true
 	c.mu.Unlock()
 	if running {
+		// A start in progress is still writing the bundle and creating the
+		// process: let it finish (or fail) before killing and tearing down.
+		d.waitNotStarting(ctx, c)
 		c.mu.Lock()
 		c.ManualStop = true
 		exits := c.exits
@@ -865,6 +868,27 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, remove
 		d.removeAnonymousVolumes(c)
 	}
 	return nil
+}
+
+// waitNotStarting waits (up to a minute) until no start of c is in progress.
+func (d *Daemon) waitNotStarting(ctx context.Context, c *Container) {
+	deadline := time.After(time.Minute)
+	for {
+		c.mu.Lock()
+		starting := c.starting
+		ch := c.waitChan()
+		c.mu.Unlock()
+		if !starting {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // errRemovalInProgress is docker's answer to a second concurrent removal.
