@@ -612,18 +612,9 @@ func newPullCommand(c *Cli) *cobra.Command {
 }
 
 func runPull(ctx context.Context, c *Cli, opts *pullOptions) error {
-	named, err := reference.ParseNormalizedNamed(opts.remote)
+	named, err := remoteRef(c, opts.remote, opts.all, opts.quiet)
 	if err != nil {
 		return err
-	}
-	if opts.all && !reference.IsNameOnly(named) {
-		return errors.New("tag can't be used with --all-tags/-a")
-	}
-	if !opts.all && reference.IsNameOnly(named) {
-		named = reference.TagNameOnly(named)
-		if t, ok := named.(reference.Tagged); ok && !opts.quiet {
-			fmt.Fprintf(c.Out(), "Using default tag: %s\n", t.Tag())
-		}
 	}
 	apiClient, err := c.Client()
 	if err != nil {
@@ -634,4 +625,24 @@ func runPull(ctx context.Context, c *Cli, opts *pullOptions) error {
 	}
 	fmt.Fprintln(c.Out(), named.String())
 	return nil
+}
+
+// remoteRef parses a pull/push reference as docker does: with -a it must
+// name a repository only; without, a missing tag becomes "latest" (said
+// unless quiet).
+func remoteRef(c *Cli, remote string, all, quiet bool) (reference.Named, error) {
+	named, err := reference.ParseNormalizedNamed(remote)
+	if err != nil {
+		return nil, err
+	}
+	if all && !reference.IsNameOnly(named) {
+		return nil, errors.New("tag can't be used with --all-tags/-a")
+	}
+	if !all && reference.IsNameOnly(named) {
+		named = reference.TagNameOnly(named)
+		if t, ok := named.(reference.Tagged); ok && !quiet {
+			fmt.Fprintf(c.Out(), "Using default tag: %s\n", t.Tag())
+		}
+	}
+	return named, nil
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -37,18 +36,9 @@ func newPushCommand(c *Cli) *cobra.Command {
 }
 
 func runPush(ctx context.Context, c *Cli, opts *pushOptions) error {
-	named, err := reference.ParseNormalizedNamed(opts.remote)
+	named, err := remoteRef(c, opts.remote, opts.all, opts.quiet)
 	if err != nil {
 		return err
-	}
-	if opts.all && !reference.IsNameOnly(named) {
-		return errors.New("tag can't be used with --all-tags/-a")
-	}
-	if !opts.all && reference.IsNameOnly(named) {
-		named = reference.TagNameOnly(named)
-		if t, ok := named.(reference.Tagged); ok && !opts.quiet {
-			fmt.Fprintf(c.Out(), "Using default tag: %s\n", t.Tag())
-		}
 	}
 	apiClient, err := c.Client()
 	if err != nil {

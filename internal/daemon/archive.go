@@ -65,18 +65,22 @@ func (d *Daemon) openFS(c *Container) (*containerFS, error) {
 	running := c.State.Status == container.StateRunning
 	hc := c.HostConfig
 	c.mu.Unlock()
+	if !running {
+		// a container that just exited may still be unmounting its root
+		d.waitCleanup(c)
+	}
 	if !isMounted(fs.root) {
 		img, err := d.images.Resolve(c.ImageID.String())
 		if err != nil {
 			return nil, err
 		}
-		tmp, err := os.MkdirTemp(d.cfg.ExecRoot, "cp-")
+		tmp, err := os.MkdirTemp(d.cfg.ExecRoot, "rootfs-")
 		if err != nil {
-			return nil, fmt.Errorf("mount %s for copy: %w", c.ID[:12], err)
+			return nil, fmt.Errorf("mount the root of %s: %w", c.ID[:12], err)
 		}
 		if err := d.images.MountRootfs(c.ID, img, tmp); err != nil {
 			os.Remove(tmp)
-			return nil, fmt.Errorf("mount %s for copy: %w", c.ID[:12], err)
+			return nil, fmt.Errorf("mount the root of %s: %w", c.ID[:12], err)
 		}
 		fs.root = tmp
 		fs.closers = append(fs.closers, func() { d.images.UnmountRootfs(tmp); os.Remove(tmp) })

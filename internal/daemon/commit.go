@@ -2,10 +2,7 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -90,31 +87,20 @@ func overlayConfig(env, cmd, entry *[]string, cfg *container.Config) {
 	}
 }
 
-// ContainerExport writes the container's root filesystem as a tar; a
-// stopped container's root is mounted for the duration.
+// ContainerExport writes the container's root filesystem as a tar (through
+// openFS: a stopped container's root is mounted for the duration, a running
+// one is frozen).
 func (d *Daemon) ContainerExport(ctx context.Context, name string, w io.Writer) error {
 	c, err := d.Get(name)
 	if err != nil {
 		return err
 	}
-	root := filepath.Join(c.BundleDir, "rootfs")
-	if !isMounted(root) {
-		img, err := d.images.Resolve(c.ImageID.String())
-		if err != nil {
-			return err
-		}
-		tmp, err := os.MkdirTemp(d.cfg.ExecRoot, "export-")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(tmp)
-		if err := d.images.MountRootfs(c.ID, img, tmp); err != nil {
-			return fmt.Errorf("mount %s for export: %w", c.ID[:12], err)
-		}
-		defer d.images.UnmountRootfs(tmp)
-		root = tmp
+	fs, err := d.openFS(c)
+	if err != nil {
+		return err
 	}
-	if err := archive.WriteTree(ctx, w, root, archive.WriteOptions{}); err != nil {
+	defer fs.close()
+	if err := archive.WriteTree(ctx, w, fs.root, archive.WriteOptions{}); err != nil {
 		return err
 	}
 	d.emit(c, events.ActionExport, nil)

@@ -367,7 +367,3 @@ func (d *Daemon) containerDir(id string) string {
 	return filepath.Join(d.cfg.DataRoot, "containers", id)
 }
 func (d *Daemon) bundleDir(id string) string { return filepath.Join(d.cfg.ExecRoot, "bundles", id) }
-
-func (d *Daemon) deleteRecord(id string) error {
-	return d.db.Update(func(tx *bbolt.Tx) error { return deleteRecordTx(tx, id) })
-}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -287,12 +288,12 @@ func (d *Daemon) followLog(ctx context.Context, c *Container, path string, offse
 				offset += int64(n)
 				pending = append(pending, buf[:n]...)
 				for {
-					i := indexNL(pending)
+					i := bytes.IndexByte(pending, '\n')
 					if i < 0 {
 						break
 					}
 					line := pending[:i+1]
-					dec := jsonlog.NewDecoder(bytesReader(line))
+					dec := jsonlog.NewDecoder(bytes.NewReader(line))
 					if e, _, derr := dec.Decode(); derr == nil {
 						if emit(e) != nil {
 							return nil

@@ -2,12 +2,8 @@ package image
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"runtime"
-	"time"
 
 	"berth/internal/archive"
 	"berth/internal/errdefs"
@@ -16,7 +12,6 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -141,73 +136,5 @@ func (s *Store) Changes(containerID string) ([]container.FilesystemChange, error
 // (nil for none) and records a new image with cfg as its container config.
 // It returns the new image's ID; tagging it is the caller's next step.
 func (s *Store) Commit(ctx context.Context, containerID string, parent *Image, cfg dockerspec.DockerOCIImageConfig, author, comment string) (digest.Digest, error) {
-	upper := s.snapshots.UpperDir(containerID)
-	if _, err := os.Stat(upper); err != nil {
-		return "", errdefs.NotFound(fmt.Errorf("image: container %s has no rootfs: %w", containerID, err))
-	}
-	o := s.newOperation()
-	defer o.finish()
-
-	var base dockerspec.DockerOCIImage
-	var layers []pendingLayer
-	var parentChain, parentID digest.Digest
-	if parent != nil {
-		raw, err := s.content.ReadAll(parent.ID, maxConfigSize)
-		if err != nil {
-			return "", err
-		}
-		if err := json.Unmarshal(raw, &base); err != nil {
-			return "", fmt.Errorf("image: parent config %s: %w", parent.ID, err)
-		}
-		for _, l := range parent.Layers {
-			o.lease(l.ChainID)
-			layers = append(layers, pendingLayer{diffID: l.DiffID, chainID: l.ChainID})
-			parentChain = l.ChainID
-		}
-		parentID = parent.ID
-		o.lease(parentID)
-		s.mu.Lock()
-		_, ok := s.images[parentID]
-		s.mu.Unlock()
-		if !ok {
-			return "", notFound(parentID.String())
-		}
-	} else {
-		base.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
-		base.RootFS.Type = "layers"
-	}
-
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := archive.WriteTree(ctx, pw, upper, archive.WriteOptions{Whiteouts: true})
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	layer, err := o.addLayer(ctx, parentChain, pr, true)
-	pr.CloseWithError(fmt.Errorf("commit aborted"))
-	if werr := <-done; werr != nil && err == nil {
-		err = werr
-	}
-	if err != nil {
-		return "", fmt.Errorf("image: commit container %s: %w", containerID, err)
-	}
-	layers = append(layers, layer)
-
-	now := time.Now().UTC()
-	base.Created = &now
-	base.Author = author
-	base.Config = cfg
-	base.RootFS.Type = "layers"
-	base.RootFS.DiffIDs = append(append([]digest.Digest(nil), base.RootFS.DiffIDs...), layer.diffID)
-	base.History = append(append([]ocispec.History(nil), base.History...), ocispec.History{Created: &now, Author: author, Comment: comment})
-	raw, err := json.Marshal(base)
-	if err != nil {
-		return "", err
-	}
-	p := &pendingImage{raw: raw, id: digest.FromBytes(raw), layers: layers, parent: parentID}
-	if _, err := o.commit([]*pendingImage{p}); err != nil {
-		return "", err
-	}
-	return p.id, nil
+	return s.Derive(ctx, parent, DeriveOptions{ContainerID: containerID, Config: cfg, Author: author, Comment: comment})
 }
