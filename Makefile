@@ -11,7 +11,7 @@ BIN       := bin
 TESTFLAGS ?= -count=1 -timeout 15m
 FIXTURES  := $(BIN)/fixtures
 
-.PHONY: all help deps build test unit fixtures quickstart bench lint clean moby
+.PHONY: all help deps build test unit fixtures quickstart bench lint clean moby build-compare
 
 all: build
 
@@ -19,8 +19,9 @@ help:
 	@echo "make build       bin/berth (static) and the bin/berth-runtime link"
 	@echo "make test        deps, build, all Go tests (what CI runs)"
 	@echo "make quickstart  start a private daemon, load and run the hello image"
-	@echo "make bench       bench/engine.sh, runtime.sh, registry.sh (berth vs docker, podman, runc, crun, skopeo, distribution)"
+	@echo "make bench       bench/engine.sh, runtime.sh, registry.sh, network.sh, build.sh (berth vs docker, podman, runc, crun, skopeo, distribution)"
 	@echo "make rtv         OCI runtime-tools validation: berth vs runc"
+	@echo "make build-compare  build the builder corpus with dockerd and berth, print the differences"
 	@echo "make moby        moby integration/container tests against a throw-away berth daemon"
 	@echo "make lint        gofmt and go vet"
 	@echo "make fixtures    write hello.tar, busybox.tar, busybox-oci.tar to $(FIXTURES)"
@@ -53,6 +54,8 @@ bench: build
 	bash bench/engine.sh
 	bash bench/runtime.sh
 	bash bench/registry.sh
+	bash bench/network.sh
+	bash bench/build.sh
 
 lint:
 	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path './bin/*' -not -path '*/testdata/*' -print0 | xargs -0 gofmt -l); \
@@ -77,3 +80,8 @@ rtv:
 .PHONY: conformance
 conformance:
 	@scripts/distribution-conformance.sh $(DIST_CONF_ARGS)
+
+# The builder corpus built by a private dockerd and by berth, field by field
+# (docs/builder-compat.md explains each remaining difference).
+build-compare: build
+	@scripts/build-compare.sh

@@ -14,6 +14,8 @@
 # The private dockerd never touches the host's docker: it gets its own bridge
 # (bench-docker0, 10.213.0.1/24) instead of docker0, and --iptables=false.
 # Never use --bridge=none here: it deletes the host's docker0.
+# BENCH_DOCKER_EXTRA_ARGS is appended to dockerd's flags (the last value of a
+# flag wins): bench/network.sh passes --userland-proxy=true.
 # Needs root and Debian's docker.io and podman (apt-get install docker.io podman).
 
 BENCH_ROOT=${BENCH_ROOT:-/tmp/bench-docker}
@@ -52,6 +54,7 @@ bench_docker_start() {
 		--cgroup-parent bench-docker \
 		--userland-proxy=false \
 		--group root \
+		${BENCH_DOCKER_EXTRA_ARGS:-} \
 		>"$BENCH_ROOT/dockerd.log" 2>&1 </dev/null &
 	local pid=$! i
 	for i in $(seq 1 150); do

@@ -5,8 +5,8 @@
 #   pull  of a ~200 MB, 4-layer image from berth's registry:
 #         berth daemon vs docker (private dockerd) vs skopeo (copy to dir:)
 #   push  of the same image into an empty registry: the same three clients
-#   serve 8 concurrent clients doing layer GETs then manifest GETs
-#         (bench/registryload): berth registry serve vs Debian's
+#   serve 8 concurrent clients doing layer GETs, manifest GETs and blob
+#         uploads (bench/registryload): berth registry serve vs Debian's
 #         docker-registry (distribution 2.8)
 #
 # The image is generated deterministically (seeded random file content that
@@ -150,23 +150,39 @@ if [ $have_skopeo = 1 ]; then
 fi
 note ""
 
-# Serving: 8 clients, 32 layer GETs (1.6 GiB) then 2000 manifest GETs; the
-# median run of N by layer throughput.
-serve() { # host -> median line
-	local i
-	for i in $(seq 1 "$N"); do $B/registryload load -registry $1 -repo $IMG -c 8 -blobs 32 -manifests 2000; done |
-		sort -t= -k2 -n | sed -n "$(( (N+1)/2 ))p"
+# Serving: 8 clients, 32 layer GETs (1.6 GiB), then 2000 manifest GETs, then
+# 16 uploads of fresh 16 MiB blobs (POST, PATCH, PUT as docker pushes);
+# each figure is the median over N runs. bench/registryload splices layer
+# bodies into /dev/null (like a remote client, it costs the server's CPU
+# nothing) and is the same client for both registries.
+# The runs alternate between the registries, so a burst of load from
+# elsewhere on the machine does not land on one of them only.
+serve() { # host -> one line
+	$B/registryload load -registry $1 -repo $IMG -c 8 -blobs 32 -manifests 2000 -pushes 16 -push-mb 16
 }
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
-l_berth=$(serve $REG_BERTH)
-l_dist=$(serve $REG_DIST)
-note "## registry serving, 8 concurrent clients (median run of $N)"
+med() { # key, lines -> median of key's values
+	sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+}
+l_berth="" l_dist=""
+for i in $(seq 1 "$N"); do
+	l_berth+=$(serve $REG_BERTH)$'\n'
+	l_dist+=$(serve $REG_DIST)$'\n'
+done
+note "## registry serving, 8 concurrent clients (median of $N runs)"
 note ""
-note "| registry | layer GETs MiB/s | manifest GETs req/s | manifest p50 ms | manifest p99 ms |"
-note "|---|---:|---:|---:|---:|"
-note "| berth registry serve | $(field blob_mib_s "$l_berth") | $(field manifest_req_s "$l_berth") | $(field manifest_p50_ms "$l_berth") | $(field manifest_p99_ms "$l_berth") |"
-note "| distribution 2.8 (Debian docker-registry) | $(field blob_mib_s "$l_dist") | $(field manifest_req_s "$l_dist") | $(field manifest_p50_ms "$l_dist") | $(field manifest_p99_ms "$l_dist") |"
-note "| berth / distribution | $(ratio "$(field blob_mib_s "$l_berth")" "$(field blob_mib_s "$l_dist")") | $(ratio "$(field manifest_req_s "$l_berth")" "$(field manifest_req_s "$l_dist")") | | |"
+note "| registry | layer GETs MiB/s | manifest GETs req/s | manifest p50 ms | manifest p99 ms | blob uploads MiB/s |"
+note "|---|---:|---:|---:|---:|---:|"
+row() { # label, lines
+	note "| $1 | $(med blob_mib_s "$2") | $(med manifest_req_s "$2") | $(med manifest_p50_ms "$2") | $(med manifest_p99_ms "$2") | $(med push_mib_s "$2") |"
+}
+row "berth registry serve" "$l_berth"
+row "distribution 2.8 (Debian docker-registry)" "$l_dist"
+r() { ratio "$(med "$1" "$l_berth")" "$(med "$1" "$l_dist")"; }
+rinv() { ratio "$(med "$1" "$l_dist")" "$(med "$1" "$l_berth")"; }
+note "| berth / distribution | $(r blob_mib_s) | $(r manifest_req_s) | $(rinv manifest_p50_ms) lower | $(rinv manifest_p99_ms) lower | $(r push_mib_s) |"
+note ""
+note "Client: bench/registryload, the same for both; it splices layer bodies into /dev/null, so"
+note "its CPU (on this same machine) does not cap the servers as reading them into memory did."
 note ""
 note "Goals: berth pull >= 2x faster than docker's; registry >= 1.5x distribution's throughput."
 note "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -13,8 +13,10 @@ cd "$(dirname "$0")/.."
 
 # docker-registry: the distribution 2.8 reference registry the registry
 # client and push/pull tests run against; podman (installed with its
-# recommends: conmon, netavark) runs containers on berth's runtime in a test.
-packages=(busybox-static runc iproute2 hyperfine docker-registry podman ${BERTH_DEPS_EXTRA:-})
+# recommends: conmon, netavark) runs containers on berth's runtime in a test;
+# git: the builder clones ADD's git sources with it; binutils: a test
+# reassembles the runtime's user-namespace helper from its source with as.
+packages=(busybox-static runc iproute2 hyperfine docker-registry podman git binutils ${BERTH_DEPS_EXTRA:-})
 
 # dpkg-query prints one "ii name" line per installed package; anything else
 # (not installed, half-configured, unknown) counts as missing.

@@ -10,6 +10,7 @@ package main
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -48,6 +49,8 @@ func main() {
 	conc := fs.Int("c", 8, "load: concurrent clients")
 	blobs := fs.Int("blobs", 32, "load: layer GETs in all")
 	manifests := fs.Int("manifests", 2000, "load: manifest GETs in all")
+	pushes := fs.Int("pushes", 16, "load: blob uploads in all (POST, PATCH, PUT as docker does)")
+	pushMB := fs.Int("push-mb", 16, "load: MiB of each uploaded blob")
 	fs.Parse(os.Args[2:])
 	host, _, err := net.SplitHostPort(*registry)
 	if err != nil || (host != "127.0.0.1" && host != "localhost") {
@@ -58,7 +61,7 @@ func main() {
 	case "push":
 		err = push(*registry, *repo, *layers, *mb, *seed)
 	case "load":
-		err = load(*registry, *repo, *conc, *blobs, *manifests)
+		err = load(*registry, *repo, *conc, *blobs, *manifests, *pushes, *pushMB)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -125,7 +128,7 @@ func push(registry, repo string, n, mb int, seed uint64) error {
 	return nil
 }
 
-func load(registry, repo string, conc, nBlobs, nManifests int) error {
+func load(registry, repo string, conc, nBlobs, nManifests, nPushes, pushMB int) error {
 	name, tag, _ := strings.Cut(repo, ":")
 	if tag == "" {
 		tag = "latest"
@@ -194,11 +197,31 @@ func load(registry, repo string, conc, nBlobs, nManifests int) error {
 		wg.Wait()
 		return time.Since(start)
 	}
+	// Layer GETs go through one raw keep-alive connection per client whose
+	// body the kernel splices to /dev/null: a remote client costs the server
+	// nothing, but one on the same 2-CPU machine copying every byte into user
+	// space spent as much CPU as the server and capped both registries at the
+	// same rate. Both registries get the same client.
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer devNull.Close()
+	conns := make(chan *blobConn, conc)
+	for w := 0; w < conc; w++ {
+		conns <- &blobConn{addr: registry}
+	}
 	blobTime := run(nBlobs, func(i int) error {
-		n, err := get(base + "/blobs/" + m.Layers[i%len(m.Layers)].Digest.String())
+		c := <-conns
+		defer func() { conns <- c }()
+		n, err := c.get(devNull, "/v2/"+name+"/blobs/"+m.Layers[i%len(m.Layers)].Digest.String())
 		bytesRead.Add(n)
 		return err
 	})
+	close(conns)
+	for c := range conns {
+		c.close()
+	}
 	if firstErr != nil {
 		return firstErr
 	}
@@ -212,11 +235,131 @@ func load(registry, repo string, conc, nBlobs, nManifests int) error {
 	if firstErr != nil {
 		return firstErr
 	}
+
+	// Uploads: fresh random blobs every run (seeded by the clock, made
+	// before the clock starts), so neither registry has them already.
+	seed := uint64(time.Now().UnixNano())
+	bodies := make([][]byte, nPushes)
+	digests := make([]digest.Digest, nPushes)
+	for i := range bodies {
+		bodies[i] = make([]byte, pushMB<<20)
+		rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24), byte(i), byte(i >> 8)}).Read(bodies[i])
+		digests[i] = digest.FromBytes(bodies[i])
+	}
+	pushTime := run(nPushes, func(i int) error {
+		return upload(hc, base, bodies[i], digests[i])
+	})
+	if firstErr != nil {
+		return firstErr
+	}
+
 	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 	// One line, key=value, for bench/registry.sh to parse.
-	fmt.Printf("blob_mib_s=%.1f manifest_req_s=%.0f manifest_p50_ms=%.3f manifest_p99_ms=%.3f\n",
+	fmt.Printf("blob_mib_s=%.1f manifest_req_s=%.0f manifest_p50_ms=%.3f manifest_p99_ms=%.3f push_mib_s=%.1f\n",
 		float64(bytesRead.Load())/(1<<20)/blobTime.Seconds(),
-		float64(nManifests)/manTime.Seconds(), pct(0.50), pct(0.99))
+		float64(nManifests)/manTime.Seconds(), pct(0.50), pct(0.99),
+		float64(nPushes*pushMB)/pushTime.Seconds())
 	return nil
+}
+
+// blobConn is a minimal HTTP/1.1 keep-alive client for blob GETs that hands
+// the body to the kernel: (*os.File).ReadFrom splices a TCP socket into
+// /dev/null without copying the bytes into user space.
+type blobConn struct {
+	addr string
+	conn *net.TCPConn
+	br   *bufio.Reader
+}
+
+func (c *blobConn) close() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// get fetches path, sends its body to sink and returns the body's length.
+func (c *blobConn) get(sink *os.File, path string) (int64, error) {
+	if c.conn == nil {
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			return 0, err
+		}
+		c.conn, c.br = conn.(*net.TCPConn), bufio.NewReader(conn)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+c.addr+path, nil)
+	if err := req.Write(c.conn); err != nil {
+		c.close()
+		return 0, fmt.Errorf("GET %s: %w", path, err)
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		c.close()
+		return 0, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.ContentLength < 0 {
+		c.close()
+		return 0, fmt.Errorf("GET %s: %s, Content-Length %d", path, resp.Status, resp.ContentLength)
+	}
+	// The header reader may hold the body's first bytes; the kernel moves
+	// the rest.
+	buffered := int64(min(c.br.Buffered(), int(resp.ContentLength)))
+	c.br.Discard(int(buffered))
+	n, err := io.Copy(sink, io.LimitReader(c.conn, resp.ContentLength-buffered))
+	n += buffered
+	if err == nil && n != resp.ContentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		c.close()
+		return n, fmt.Errorf("GET %s: body: %w", path, err)
+	}
+	return n, nil
+}
+
+// upload pushes one blob the way docker and containerd do: POST opens a
+// session, one PATCH streams the whole body, PUT ?digest= commits it.
+func upload(hc *http.Client, base string, body []byte, d digest.Digest) error {
+	do := func(method, u string, body []byte, want int) (*http.Response, error) {
+		req, _ := http.NewRequest(method, u, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			return nil, fmt.Errorf("%s %s: %s", method, u, resp.Status)
+		}
+		return resp, nil
+	}
+	loc := func(resp *http.Response) (string, error) {
+		l, err := resp.Location()
+		if err != nil {
+			return "", fmt.Errorf("upload without Location: %w", err)
+		}
+		return l.String(), nil
+	}
+	resp, err := do(http.MethodPost, base+"/blobs/uploads/", nil, http.StatusAccepted)
+	if err != nil {
+		return err
+	}
+	u, err := loc(resp)
+	if err != nil {
+		return err
+	}
+	if resp, err = do(http.MethodPatch, u, body, http.StatusAccepted); err != nil {
+		return err
+	}
+	if u, err = loc(resp); err != nil {
+		return err
+	}
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	_, err = do(http.MethodPut, u+sep+"digest="+d.String(), nil, http.StatusCreated)
+	return err
 }

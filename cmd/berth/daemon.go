@@ -15,11 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"berth/internal/api"
 	"berth/internal/daemon"
 	"berth/internal/keeper"
+	regclient "berth/internal/registry/client"
 	"berth/internal/runtime"
 )
 
@@ -36,7 +38,12 @@ const (
 type daemonFlags struct {
 	host, dataRoot, execRoot, configFile, logLevel string
 	bridgeName, bridgeSubnet                       string
+	buildCacheMax                                  string
 	debug                                          bool
+	// From the config file only: mirrors by registry domain, insecure
+	// registries.
+	mirrors  map[string][]string
+	insecure []string
 }
 
 func daemonCommand() *cobra.Command {
@@ -58,6 +65,7 @@ func daemonCommand() *cobra.Command {
 	fl.BoolVarP(&f.debug, "debug", "D", false, "Enable debug logging")
 	fl.StringVar(&f.bridgeName, "bridge-name", "berth0", "Device name of the default bridge network")
 	fl.StringVar(&f.bridgeSubnet, "bridge-subnet", "10.209.0.0/24", "IPv4 subnet of the default bridge network")
+	fl.StringVar(&f.buildCacheMax, "build-cache-max", "", "Bound of the build cache (e.g. 5GB); default 10% of the data root's disk, at most 10GB")
 	return cmd
 }
 
@@ -76,10 +84,30 @@ func loadConfigFile(cmd *cobra.Command, f *daemonFlags) error {
 		ExecRoot string   `json:"exec-root"`
 		LogLevel string   `json:"log-level"`
 		Debug    bool     `json:"debug"`
+		// docker's: mirrors of Docker Hub only.
+		RegistryMirrors []string `json:"registry-mirrors"`
+		// berth's: mirrors of any registry, by its domain.
+		RegistryMirrorsByHost map[string][]string `json:"registry-mirrors-by-host"`
+		InsecureRegistries    []string            `json:"insecure-registries"`
+		// docker's key for the build cache bound.
+		Builder struct {
+			GC struct {
+				DefaultKeepStorage string `json:"defaultKeepStorage"`
+			} `json:"gc"`
+		} `json:"builder"`
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fmt.Errorf("config file %s: %w", f.configFile, err)
 	}
+	f.mirrors = map[string][]string{}
+	for host, ms := range cfg.RegistryMirrorsByHost {
+		f.mirrors[host] = append(f.mirrors[host], ms...)
+	}
+	f.mirrors["docker.io"] = append(f.mirrors["docker.io"], cfg.RegistryMirrors...)
+	if _, err := regclient.NewChecked(regclient.Options{Mirrors: f.mirrors}); err != nil {
+		return fmt.Errorf("config file %s: %w", f.configFile, err)
+	}
+	f.insecure = cfg.InsecureRegistries
 	set := func(flag string, dst *string, v string) {
 		if v != "" && !cmd.Flags().Changed(flag) {
 			*dst = v
@@ -91,6 +119,7 @@ func loadConfigFile(cmd *cobra.Command, f *daemonFlags) error {
 	set("data-root", &f.dataRoot, cfg.DataRoot)
 	set("exec-root", &f.execRoot, cfg.ExecRoot)
 	set("log-level", &f.logLevel, cfg.LogLevel)
+	set("build-cache-max", &f.buildCacheMax, cfg.Builder.GC.DefaultKeepStorage)
 	f.debug = f.debug || cfg.Debug
 	return nil
 }
@@ -124,10 +153,18 @@ func runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	if err != nil {
 		return fmt.Errorf("--bridge-subnet: %w", err)
 	}
+	var cacheMax int64
+	if f.buildCacheMax != "" {
+		if cacheMax, err = units.FromHumanSize(f.buildCacheMax); err != nil || cacheMax <= 0 {
+			return fmt.Errorf("--build-cache-max %q: want a positive size such as 5GB", f.buildCacheMax)
+		}
+	}
 	d, err := daemon.New(daemon.Config{
 		DataRoot: f.dataRoot, ExecRoot: f.execRoot, Exe: exe, Logger: log,
 		BridgeName: f.bridgeName, BridgeSubnet: subnet,
-		Version: Version, APIVersion: apiVersion, MinAPIVersion: minAPIVersion,
+		RegistryMirrors: f.mirrors, InsecureRegistries: f.insecure,
+		BuildCacheMax: cacheMax,
+		Version:       Version, APIVersion: apiVersion, MinAPIVersion: minAPIVersion,
 	})
 	if err != nil {
 		return err

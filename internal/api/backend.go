@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	buildtypes "github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
@@ -192,6 +193,9 @@ type ImageBackend interface {
 	// messages were written and become in-stream errors (a failing RUN
 	// carries its exit code: see BuildExitCoder).
 	Build(ctx context.Context, buildContext io.Reader, opts BuildOptions, out Progress) error
+	// BuildCachePrune serves POST /build/prune: it drops build cache
+	// records and deletes the step images nothing else holds.
+	BuildCachePrune(ctx context.Context, opts BuildPruneOptions) (*buildtypes.CachePruneReport, error)
 }
 
 // BuildOptions are the query parameters of POST /build.
@@ -206,6 +210,10 @@ type BuildOptions struct {
 	Remove     bool // rm (default true): remove intermediate containers
 	ForceRm    bool // forcerm: remove them even after a failure
 	Pull       bool
+	// Secrets (id -> contents) and Explain come from berth build's
+	// request headers (build.SecretsHeader, build.ExplainHeader).
+	Secrets map[string][]byte
+	Explain bool
 }
 
 // BuildExitCoder is implemented by a build error that carries the exit

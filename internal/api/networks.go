@@ -80,3 +80,51 @@ func (s *Server) networkPrune(w http.ResponseWriter, r *http.Request, _ params) 
 	}
 	return writeJSON(w, http.StatusOK, rep)
 }
+
+// NetworkConnector joins containers to user-defined networks and takes them
+// off (`network connect`/`disconnect`). Errors: NotFound for an unknown
+// network or container, Forbidden for a container already on the network,
+// InvalidParameter for a network mode that cannot join (host, none,
+// container:) or a container not on the network.
+type NetworkConnector interface {
+	NetworkConnect(ctx context.Context, ref string, req network.ConnectRequest) error
+	NetworkDisconnect(ctx context.Context, ref string, req network.DisconnectRequest) error
+}
+
+func (s *Server) networkConnect(w http.ResponseWriter, r *http.Request, p params) error {
+	nc, ok := s.backend.(NetworkConnector)
+	if !ok {
+		return errdefs.NotImplemented(errors.New("network connect: not implemented by this backend"))
+	}
+	var req network.ConnectRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return err
+	}
+	if req.Container == "" {
+		return errdefs.InvalidParameter(errors.New("network connect: a container is required"))
+	}
+	if err := nc.NetworkConnect(r.Context(), p["id"], req); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) networkDisconnect(w http.ResponseWriter, r *http.Request, p params) error {
+	nc, ok := s.backend.(NetworkConnector)
+	if !ok {
+		return errdefs.NotImplemented(errors.New("network disconnect: not implemented by this backend"))
+	}
+	var req network.DisconnectRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return err
+	}
+	if req.Container == "" {
+		return errdefs.InvalidParameter(errors.New("network disconnect: a container is required"))
+	}
+	if err := nc.NetworkDisconnect(r.Context(), p["id"], req); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}

@@ -84,6 +84,8 @@ func (s *Server) routes() {
 	rt.handle(post, "/networks/create", s.networkCreate)
 	rt.handle(post, "/networks/prune", s.networkPrune)
 	rt.handle(del, "/networks/{id}", s.networkRemove)
+	rt.handle(post, "/networks/{id}/connect", s.networkConnect)
+	rt.handle(post, "/networks/{id}/disconnect", s.networkDisconnect)
 	rt.handle(anyMethod, "/networks/{rest...}", notImplemented("networks"))
 	rt.handle(anyMethod, "/networks", notImplemented("networks"))
 	rt.handle(get, "/volumes", s.volumeList)
@@ -102,6 +104,7 @@ func (s *Server) routes() {
 		rt.handle(anyMethod, p+"/{rest...}", notSwarmManager)
 	}
 	rt.handle(post, "/build", s.build)
+	rt.handle(post, "/build/prune", s.buildPrune)
 	rt.handle(anyMethod, "/build", notImplemented("build"))
 	rt.handle(anyMethod, "/build/{rest...}", notImplemented("build"))
 	rt.handle(anyMethod, "/session", notImplemented("build sessions"))

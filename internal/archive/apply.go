@@ -57,7 +57,8 @@ type ApplyOptions struct {
 // caller removes it.
 func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int64, error) {
 	a := &applier{root: filepath.Clean(dir), opts: opts, dirs: map[string]bool{".": true}, buf: make([]byte, 128<<10)}
-	tr := tar.NewReader(r)
+	a.src = &sourceReader{r: r}
+	tr := tar.NewReader(a.src)
 	for n := 0; ; n++ {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -69,7 +70,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 			break
 		}
 		if err != nil {
-			return a.size, errdefs.InvalidParameter(fmt.Errorf("read layer tar: %w", err))
+			return a.size, a.readError("read layer tar", err)
 		}
 		if err := a.entry(hdr, tr); err != nil {
 			return a.size, err
@@ -97,6 +98,7 @@ type applier struct {
 	dirTimes []dirTime
 	size     int64
 	buf      []byte
+	src      *sourceReader // the layer stream, for classifying errors
 }
 
 func invalid(name, format string, args ...any) error {
@@ -343,14 +345,20 @@ func (a *applier) writeFile(p string, hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("create file %s: %w", hdr.Name, err)
 	}
-	n, err := io.CopyBuffer(f, io.LimitReader(r, hdr.Size), a.buf)
+	rt := &readTracker{r: io.LimitReader(r, hdr.Size)}
+	n, err := io.CopyBuffer(f, rt, a.buf)
 	a.size += n
 	if err == nil && n != hdr.Size {
 		err = io.ErrUnexpectedEOF
+		rt.err = err
 	}
 	if err != nil {
 		f.Close()
-		return errdefs.InvalidParameter(fmt.Errorf("write %s: %w", hdr.Name, err))
+		if rt.err != nil {
+			return a.readError("read "+hdr.Name, err)
+		}
+		// The stream was fine: writing the file failed (a full disk).
+		return fmt.Errorf("write %s: %w", hdr.Name, err)
 	}
 	if !a.opts.NoChown {
 		if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {

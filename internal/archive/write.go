@@ -23,6 +23,12 @@ type WriteOptions struct {
 	// opaque directories into ".wh." entries: set it when dir is an upper
 	// dir that becomes a layer.
 	Whiteouts bool
+	// Skip leaves out the entry at rel (slash-separated, relative to dir)
+	// and, for a directory, everything below it; nil keeps everything.
+	Skip func(rel string, st *unix.Stat_t) bool
+	// MaxTime, when set, replaces every later modification time
+	// (SOURCE_DATE_EPOCH: a RUN step's files then give the same layer).
+	MaxTime time.Time
 }
 
 // WriteTree writes the tree under dir as a tar stream to w, in lexical
@@ -97,6 +103,9 @@ func (t *treeWriter) entry(rel string) (bool, error) {
 		}
 		return false, fmt.Errorf("stat %s: %w", p, err)
 	}
+	if t.opts.Skip != nil && t.opts.Skip(rel, &st) {
+		return false, nil
+	}
 	hdr := &tar.Header{
 		Name:    rel,
 		Mode:    int64(st.Mode & 0o7777),
@@ -104,6 +113,9 @@ func (t *treeWriter) entry(rel string) (bool, error) {
 		Gid:     int(st.Gid),
 		ModTime: time.Unix(st.Mtim.Sec, 0),
 		Format:  tar.FormatPAX,
+	}
+	if !t.opts.MaxTime.IsZero() && hdr.ModTime.After(t.opts.MaxTime) {
+		hdr.ModTime = t.opts.MaxTime
 	}
 	fmtBits := st.Mode & unix.S_IFMT
 	if t.opts.Whiteouts && fmtBits == unix.S_IFCHR && st.Rdev == 0 {

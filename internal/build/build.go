@@ -100,6 +100,9 @@ type Options struct {
 	// Explain prints, for each step that misses the cache, the first
 	// input that differs from the last build of that step.
 	Explain bool
+	// Parallel builds independent stages at the same time; Backend and
+	// Cache must then be safe for concurrent use.
+	Parallel bool
 }
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -119,6 +122,7 @@ type builder struct {
 	opts    Options
 	out     io.Writer
 	lex     *shell.Lex
+	escape  rune
 	meta    map[string]string // meta ARG values, for FROM
 	stages  map[string]string // stage name or index -> image ID
 	created time.Time
@@ -137,7 +141,7 @@ type pendingInputs struct {
 
 // Build executes df and returns the final image's ID.
 func Build(ctx context.Context, be Backend, cache Cache, df *Dockerfile, opts Options) (string, error) {
-	b := &builder{be: be, cache: cache, opts: opts, out: opts.Out, lex: shell.NewLex(df.Escape),
+	b := &builder{be: be, cache: cache, opts: opts, out: opts.Out, lex: shell.NewLex(df.Escape), escape: df.Escape,
 		meta: map[string]string{}, stages: map[string]string{}}
 	if b.out == nil {
 		b.out = io.Discard
@@ -149,6 +153,9 @@ func Build(ctx context.Context, be Backend, cache Cache, df *Dockerfile, opts Op
 		}
 		b.created = time.Unix(sec, 0).UTC()
 	}
+	for k, v := range platformArgs() {
+		b.meta[k] = v
+	}
 	for _, a := range df.MetaArgs {
 		for _, kv := range a.Args {
 			v := ""
@@ -158,6 +165,8 @@ func Build(ctx context.Context, be Backend, cache Cache, df *Dockerfile, opts Op
 					return "", err
 				}
 				v = ev
+			} else if pv, ok := b.meta[kv.Key]; ok {
+				v = pv // a predefined platform ARG keeps its value
 			}
 			if o, ok := opts.BuildArgs[kv.Key]; ok && o != nil {
 				v = *o
@@ -180,20 +189,13 @@ func Build(ctx context.Context, be Backend, cache Cache, df *Dockerfile, opts Op
 			return "", fmt.Errorf("failed to reach build target %s in Dockerfile", opts.Target)
 		}
 	}
-	for _, s := range df.Stages[:last+1] {
-		b.total += 1 + len(s.Commands)
+	// Only the stages the target needs, the independent ones in parallel
+	// with Options.Parallel (stages.go).
+	ids, err := b.buildStages(ctx, df.Stages, neededStages(stageDeps(df.Stages, b.meta, b.lex), last))
+	if err != nil {
+		return "", err
 	}
-	var id string
-	for i, s := range df.Stages[:last+1] {
-		var err error
-		if id, err = b.buildStage(ctx, s); err != nil {
-			return "", err
-		}
-		b.stages[strconv.Itoa(i)] = id
-		if s.Name != "" {
-			b.stages[strings.ToLower(s.Name)] = id
-		}
-	}
+	id := ids[last]
 	if len(opts.Labels) > 0 {
 		st := &stageState{}
 		var err error
@@ -220,6 +222,11 @@ func checkCycles(stages []instructions.Stage, meta map[string]string, lex *shell
 	index := map[string][]int{}
 	for i, s := range stages {
 		if s.Name != "" {
+			// docker's classic builder and BuildKit both refuse to name
+			// two stages alike: a reference could not tell them apart.
+			if len(index[strings.ToLower(s.Name)]) > 0 {
+				return fmt.Errorf("%s stage name already used", s.Name)
+			}
 			index[strings.ToLower(s.Name)] = append(index[strings.ToLower(s.Name)], i)
 		}
 	}
@@ -301,6 +308,9 @@ func (b *builder) printStep(text string) {
 
 func (b *builder) buildStage(ctx context.Context, s instructions.Stage) (string, error) {
 	b.printStep(s.SourceCode)
+	if err := b.checkPlatform(s.Platform); err != nil {
+		return "", err
+	}
 	base, _, err := b.lex.ProcessWord(s.BaseName, shell.EnvsFromSlice(envList(b.meta)))
 	if err != nil {
 		return "", fmt.Errorf("FROM %s: %w", s.BaseName, err)
@@ -427,6 +437,9 @@ func (b *builder) dispatch(ctx context.Context, st *stageState, cmd instructions
 			return fmt.Errorf("%s: %w", cmdText(cmd), err)
 		}
 	}
+	if err := b.expandRaw(st, cmd); err != nil {
+		return fmt.Errorf("%s: %w", cmdText(cmd), err)
+	}
 	cfg := cloneConfig(st.img.Config)
 	text := cmdText(cmd)
 	switch c := cmd.(type) {
@@ -513,9 +526,11 @@ func (b *builder) dispatch(ctx context.Context, st *stageState, cmd instructions
 	case *instructions.RunCommand:
 		return b.run(ctx, st, c)
 	case *instructions.CopyCommand:
-		return b.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, text: text, inline: c.SourceContents})
+		return b.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, text: text, inline: c.SourceContents,
+			parents: c.Parents, excludes: c.ExcludePatterns, link: c.Link})
 	case *instructions.AddCommand:
-		return b.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, text: text, add: true, inline: c.SourceContents})
+		return b.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, text: text, add: true, inline: c.SourceContents,
+			checksum: c.Checksum, keepGitDir: c.KeepGitDir != nil && *c.KeepGitDir, excludes: c.ExcludePatterns, link: c.Link})
 	default:
 		return fmt.Errorf("%s is not supported by this builder", strings.ToUpper(cmd.Name()))
 	}
@@ -576,6 +591,7 @@ func (b *builder) key(st *stageState, text string, extra ...string) string {
 // cached switches st to the cached image for key, if there is one.
 func (b *builder) cached(st *stageState, key string) bool {
 	if b.cache == nil || b.opts.NoCache {
+		b.explainMiss(b.pending.text, b.pending.inputs) // says --no-cache
 		return false
 	}
 	id, ok := b.cache.Lookup(key)
@@ -605,15 +621,26 @@ func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCo
 	if f, ok := mountFlagsOnly(c); !ok {
 		return fmt.Errorf("RUN --%s is not supported by this builder", f)
 	}
-	if len(c.Files) > 0 {
-		return fmt.Errorf("RUN with a heredoc is not supported by this builder")
-	}
 	if st.img.ID == "" {
 		return fmt.Errorf("RUN in a stage FROM scratch with no files: there is no shell to run %q", strings.Join(c.CmdLine, " "))
 	}
-	argv := b.cmdLine(st.img.Config, c.ShellDependantCmdLine)
+	hargs, hmounts, hkey, hclean, err := heredocRun(c)
+	if err != nil {
+		return err
+	}
+	defer hclean()
+	line := c.ShellDependantCmdLine
+	line.CmdLine = hargs
+	if heredocExec(hargs) {
+		line.PrependShell = false
+	}
+	argv := b.cmdLine(st.img.Config, line)
 	text := cmdText(c)
-	key := b.key(st, text)
+	var extra []string
+	if hkey != "" {
+		extra = append(extra, hkey)
+	}
+	key := b.key(st, text, extra...)
 	if b.cached(st, key) {
 		return nil
 	}
@@ -648,7 +675,7 @@ func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCo
 	}
 	defer release()
 	step := b.newStep(st, cfg, createdBy)
-	step.Mounts = mounts
+	step.Mounts = append(mounts, hmounts...)
 	id, err := b.be.Run(ctx, step, run, b.out)
 	if err != nil {
 		return err

@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +31,11 @@ type copySpec struct {
 	text         string
 	add          bool
 	inline       []instructions.SourceContent
+	checksum     string   // ADD --checksum of a URL
+	keepGitDir   bool     // ADD --keep-git-dir
+	parents      bool     // COPY --parents
+	excludes     []string // --exclude patterns
+	link         bool     // --link
 }
 
 // entry is one member of a layer being made.
@@ -129,7 +132,7 @@ func (b *builder) workdir(ctx context.Context, st *stageState, cfg dockerspec.Do
 // applySet writes the layer (sorted, so the same files give the same
 // layer) and makes the step's image from it.
 func (b *builder) applySet(ctx context.Context, st *stageState, cfg dockerspec.DockerOCIImageConfig, set layerSet, key, createdBy string) error {
-	f, _, err := b.writeLayer(set)
+	f, err := b.writeLayer(set)
 	if err != nil {
 		return err
 	}
@@ -143,20 +146,18 @@ func (b *builder) applySet(ctx context.Context, st *stageState, cfg dockerspec.D
 	return nil
 }
 
-// writeLayer writes set as a tar to a temporary file, rewound, and
-// returns the tar's digest.
-func (b *builder) writeLayer(set layerSet) (*os.File, string, error) {
+// writeLayer writes set as a tar to a temporary file, rewound.
+func (b *builder) writeLayer(set layerSet) (*os.File, error) {
 	f, err := os.CreateTemp("", "berth-build-layer-")
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	h := sha256.New()
-	bw := bufio.NewWriter(io.MultiWriter(f, h))
+	bw := bufio.NewWriter(f)
 	tw := tar.NewWriter(bw)
-	fail := func(err error) (*os.File, string, error) {
+	fail := func(err error) (*os.File, error) {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, "", err
+		return nil, err
 	}
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for k := range set {
@@ -200,14 +201,11 @@ func (b *builder) writeLayer(set layerSet) (*os.File, string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fail(err)
 	}
-	return f, hex.EncodeToString(h.Sum(nil)), nil
+	return f, nil
 }
 
 // copy runs COPY and ADD.
 func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
-	if len(c.inline) > 0 {
-		return fmt.Errorf("%s with a heredoc is not supported by this builder", strings.Fields(c.text)[0])
-	}
 	var mode *fs.FileMode
 	if c.chmod != "" {
 		m, err := strconv.ParseUint(c.chmod, 8, 32)
@@ -226,54 +224,126 @@ func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
 		return err
 	}
 	defer release()
+	exclude, err := excludeMatcher(c.excludes)
+	if err != nil {
+		return err
+	}
+	if len(c.excludes) > 0 {
+		base := ignore
+		ignore = func(rel string) bool { return base(rel) || exclude(rel, "") }
+	}
+	if c.parents {
+		dest = strings.TrimSuffix(dest, "/") + "/" // --parents always copies into a directory
+	}
+	// --link: the layer must not depend on the image below it, so the
+	// destination is judged as in an empty image.
+	layerRoot := func(root string) string {
+		if c.link {
+			return ""
+		}
+		return root
+	}
 
 	set := layerSet{}
+	var cleanups []func()
+	defer func() {
+		for _, c := range cleanups {
+			c()
+		}
+	}()
 	err = b.withRoot(ctx, st.img.ID, func(root string) error {
 		owner, err := parseChown(root, c.chown)
 		if err != nil {
 			return err
 		}
-		var srcs []string
+		var srcs, remotes []string
+		keep := map[string]string{} // --parents: source -> path kept under dest
 		for _, s := range c.srcs {
-			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-				return fmt.Errorf("ADD from a URL (%s) is not supported by this builder", s)
+			if isRemote(s) && c.from == "" {
+				if !c.add {
+					return fmt.Errorf("COPY %s: source can't be a URL for COPY (use ADD)", s)
+				}
+				remotes = append(remotes, s)
+				continue
+			}
+			if c.checksum != "" {
+				return fmt.Errorf("ADD --checksum: %s is not an http(s) URL", s)
 			}
 			m, err := matchSources(srcRoot, s, ignore)
+			var missing *missingSourceError
+			if errors.As(err, &missing) && c.from != "" {
+				missing.from = c.from
+			}
 			if err != nil {
 				return err
+			}
+			if c.parents {
+				for _, r := range m {
+					keep[r] = parentsPath(s, r)
+				}
 			}
 			srcs = append(srcs, m...)
 		}
 		// Docker requires the slash even when the destination already
 		// exists as a directory.
-		if len(srcs) > 1 && !strings.HasSuffix(dest, "/") {
+		if len(srcs)+len(c.inline)+len(remotes) > 1 && !strings.HasSuffix(dest, "/") {
 			return fmt.Errorf("When using %s with more than one source file, the destination must be a directory and end with a /", strings.Fields(c.text)[0])
 		}
 		destDir := strings.HasSuffix(dest, "/")
 		if !destDir {
-			if fi, err := statIn(root, dest); err == nil && fi.IsDir() {
+			if fi, err := statIn(layerRoot(root), dest); err == nil && fi.IsDir() {
 				destDir = true
 			}
 		}
 		cleanDest := path.Clean(dest)
+		b.addInline(set, c.inline, cleanDest, destDir, owner, mode)
+		for _, u := range remotes {
+			var done func()
+			var err error
+			if isGit(u) {
+				done, err = b.addGit(ctx, set, u, cleanDest, owner, mode, c.keepGitDir)
+			} else {
+				done, err = b.addURL(ctx, set, u, cleanDest, destDir, owner, mode, c.checksum)
+			}
+			if err != nil {
+				return err
+			}
+			cleanups = append(cleanups, done)
+		}
 		for _, rel := range srcs {
 			full := filepath.Join(srcRoot, rel)
 			fi, err := os.Lstat(full)
 			if err != nil {
 				return err
 			}
+			treeDest := cleanDest
+			if c.parents {
+				treeDest = path.Join(cleanDest, keep[rel])
+			}
 			switch {
 			case fi.IsDir():
-				if err := b.addTree(set, full, rel, cleanDest, ignore, owner, mode); err != nil {
+				treeIgnore := ignore
+				if len(c.excludes) > 0 {
+					treeIgnore = func(p string) bool { return ignore(p) || exclude(p, rel) }
+				}
+				if err := b.addTree(set, full, rel, treeDest, treeIgnore, owner, mode); err != nil {
 					return err
 				}
+				dirMode := mode
+				if c.link {
+					dirMode = nil // a fresh directory, as BuildKit's linked layer has
+				}
+				destDirMeta(set, layerRoot(root), treeDest, dirMode)
 			case c.add && isArchive(full):
 				if err := b.addArchive(set, full, cleanDest, owner); err != nil {
 					return err
 				}
 			default:
 				target := cleanDest
-				if destDir {
+				switch {
+				case c.parents:
+					target = treeDest
+				case destDir:
 					target = path.Join(cleanDest, path.Base(rel))
 				}
 				if err := b.addFile(set, full, fi, target, owner, mode); err != nil {
@@ -282,26 +352,32 @@ func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
 			}
 		}
 		for name := range set {
-			b.addParents(set, root, "/"+strings.TrimSuffix(name, "/"))
+			b.addParents(set, layerRoot(root), "/"+strings.TrimSuffix(name, "/"))
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	f, sum, err := b.writeLayer(set)
+	// The cache key needs only the content hashes; the layer tar is
+	// written on a miss alone, so a cached COPY of a big context is cheap.
+	sum, files, err := setInputs(set)
+	if err != nil {
+		return err
+	}
+	if b.opts.Explain {
+		b.pendingFiles = files
+	}
+	key := b.key(st, c.text, sum, b.created.String())
+	if b.cached(st, key) {
+		return nil
+	}
+	f, err := b.writeLayer(set)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if b.opts.Explain {
-		b.pendingFiles = fileInputs(set)
-	}
-	key := b.key(st, c.text, sum)
-	if b.cached(st, key) {
-		return nil
-	}
 	cfg := cloneConfig(st.img.Config)
 	kind := "COPY"
 	if c.add {
@@ -349,14 +425,14 @@ func matchSources(root, src string, ignore func(string) bool) ([]string, error) 
 	}
 	if !strings.ContainsAny(rel, "*?[") {
 		if ignore(rel) && rel != "." {
-			return nil, fmt.Errorf("COPY failed: file not found in build context or excluded by .dockerignore: stat %s: file does not exist", src)
+			return nil, &missingSourceError{src: src}
 		}
 		full, err := securejoin.SecureJoin(root, rel)
 		if err != nil {
 			return nil, err
 		}
 		if _, err := os.Lstat(full); err != nil {
-			return nil, fmt.Errorf("COPY failed: file not found in build context or excluded by .dockerignore: stat %s: file does not exist", src)
+			return nil, &missingSourceError{src: src}
 		}
 		r, _ := filepath.Rel(root, full)
 		return []string{filepath.ToSlash(r)}, nil
@@ -403,6 +479,25 @@ func (b *builder) addTree(set layerSet, full, rel, dest string, ignore func(stri
 		}
 		return b.addFile(set, p, fi, path.Join(dest, sub), owner, mode)
 	})
+}
+
+// destDirMeta gives the destination of a directory source docker's
+// metadata rather than the source directory's: an existing directory is
+// left as it is (COPY d /tmp/ keeps /tmp 1777), a new one is 0755 (owned
+// per --chown, --chmod applies).
+func destDirMeta(set layerSet, root, dest string, mode *fs.FileMode) {
+	name := strings.TrimPrefix(dest, "/") + "/"
+	e, ok := set[name]
+	if !ok || name == "/" {
+		return
+	}
+	if fi, err := statIn(root, dest); err == nil && fi.IsDir() {
+		delete(set, name) // addParents puts it back with its current metadata
+		return
+	}
+	if mode == nil {
+		e.hdr.Mode = 0o755
+	}
 }
 
 // addFile adds one file, directory or symlink at target.

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -105,9 +106,15 @@ func (b *builder) rememberInputs(text string, in []string) {
 	b.cache.Store(b.explainKey(text), string(raw))
 }
 
-// fileInputs hashes each regular file of a COPY layer.
-func fileInputs(set layerSet) []string {
-	var out []string
+// setInputs hashes a COPY layer the way docker's classic builder keys its
+// cache: every entry's path, type, mode, owner, size and link target, and
+// each regular file's content — but not mtimes, so touching a file (or an
+// ignored sibling changing its directory's mtime) keeps the cache. It
+// returns the hex digest of all of it and, for --explain, one
+// "file /PATH sha256:HEX" line per regular file.
+func setInputs(set layerSet) (string, []string, error) {
+	all := sha256.New()
+	var files []string
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for k := range set {
 			if !yield(k) {
@@ -116,21 +123,29 @@ func fileInputs(set layerSet) []string {
 		}
 	}) {
 		e := set[name]
-		h := sha256.New()
-		switch {
-		case e.data != nil:
-			h.Write(e.data)
-		case e.src != "" && e.hdr.Typeflag == '0':
-			f, err := os.Open(e.src)
-			if err != nil {
-				continue
-			}
-			io.Copy(h, f)
-			f.Close()
-		default:
+		h := e.hdr
+		fmt.Fprintf(all, "%q %c %o %d:%d %d %q %d,%d\n", name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.Size, h.Linkname, h.Devmajor, h.Devminor)
+		if h.Typeflag != tar.TypeReg {
 			continue
 		}
-		out = append(out, fmt.Sprintf("file /%s sha256:%x", name, h.Sum(nil)))
+		fh := sha256.New()
+		switch {
+		case e.data != nil:
+			fh.Write(e.data)
+		case e.src != "":
+			f, err := os.Open(e.src)
+			if err != nil {
+				return "", nil, fmt.Errorf("hash %s: %w", e.src, err)
+			}
+			_, err = io.Copy(fh, f)
+			f.Close()
+			if err != nil {
+				return "", nil, fmt.Errorf("hash %s: %w", e.src, err)
+			}
+		}
+		sum := fh.Sum(nil)
+		all.Write(sum)
+		files = append(files, fmt.Sprintf("file /%s sha256:%x", name, sum))
 	}
-	return out
+	return hex.EncodeToString(all.Sum(nil)), files, nil
 }

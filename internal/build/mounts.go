@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -117,55 +115,4 @@ func mountFlagsOnly(c *instructions.RunCommand) (string, bool) {
 		}
 	}
 	return "", true
-}
-
-// ControlDir is a directory `berth build` adds to the context tar for
-// what the classic API has no parameter for: secrets/<id> (--secret)
-// and the file explain (--explain). TakeControl takes it out before the
-// build reads the context; the docker CLI never sends it.
-const ControlDir = ".berth-build"
-
-// Control is what berth build sent in ControlDir.
-type Control struct {
-	Secrets map[string]string // id -> file, for Options.Secrets
-	Explain bool
-}
-
-// TakeControl removes ControlDir from contextDir, so no COPY can reach
-// it, moving the secrets into secretDir (private to the daemon).
-func TakeControl(contextDir, secretDir string) (Control, error) {
-	var c Control
-	ctl := filepath.Join(contextDir, ControlDir)
-	if _, err := os.Lstat(ctl); errors.Is(err, fs.ErrNotExist) {
-		return c, nil
-	}
-	defer os.RemoveAll(ctl)
-	if _, err := os.Lstat(filepath.Join(ctl, "explain")); err == nil {
-		c.Explain = true
-	}
-	entries, err := os.ReadDir(filepath.Join(ctl, "secrets"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return c, os.RemoveAll(ctl)
-	}
-	if err != nil {
-		return c, fmt.Errorf("read build secrets: %w", err)
-	}
-	if err := os.MkdirAll(secretDir, 0o700); err != nil {
-		return c, fmt.Errorf("build secrets: %w", err)
-	}
-	c.Secrets = map[string]string{}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		to := filepath.Join(secretDir, e.Name())
-		if err := os.Rename(filepath.Join(ctl, "secrets", e.Name()), to); err != nil {
-			return c, fmt.Errorf("build secret %s: %w", e.Name(), err)
-		}
-		if err := os.Chmod(to, 0o400); err != nil {
-			return c, fmt.Errorf("build secret %s: %w", e.Name(), err)
-		}
-		c.Secrets[e.Name()] = to
-	}
-	return c, os.RemoveAll(ctl)
 }

@@ -8,6 +8,12 @@
 // then Build with a Backend (the daemon) and an optional Cache. Build
 // writes docker's classic progress lines ("Step N/M : ...") to
 // Options.Out and returns the final image ID.
+//
+// What the classic builder lacks follows BuildKit's Dockerfile frontend:
+// heredocs (heredoc.go), ADD of http(s) URLs and git repositories
+// (remote.go), COPY --parents/--exclude/--link (copy_flags.go), FROM
+// --platform and the platform ARGs (platform.go), and building only the
+// stages the target needs, independent ones in parallel (stages.go).
 package build
 
 import (

@@ -14,6 +14,15 @@ type Stats struct {
 	CPU    CPUStats
 	Pids   PidsStats
 	IO     IOStats
+	// Hugetlb is keyed by page size as the kernel names it ("2MB", "1GB").
+	Hugetlb map[string]HugetlbStats
+}
+
+// HugetlbStats is the huge page use of a cgroup for one page size.
+type HugetlbStats struct {
+	Usage    uint64 // bytes in use
+	MaxUsage uint64 // peak (v1 only)
+	Failcnt  uint64 // allocations refused by the limit
 }
 
 // MemoryStats is the memory use of a cgroup.
@@ -86,6 +95,12 @@ func convertStats(st *occgroups.Stats, v2 bool) *Stats {
 			ThrottledTime:    st.CpuStats.ThrottlingData.ThrottledTime,
 		},
 		Pids: PidsStats{Current: st.PidsStats.Current, Limit: st.PidsStats.Limit},
+	}
+	for size, h := range st.HugetlbStats {
+		if out.Hugetlb == nil {
+			out.Hugetlb = map[string]HugetlbStats{}
+		}
+		out.Hugetlb[size] = HugetlbStats{Usage: h.Usage, MaxUsage: h.MaxUsage, Failcnt: h.Failcnt}
 	}
 	if v2 {
 		out.Memory.RSS = ms.Stats["anon"]

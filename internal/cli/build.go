@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"berth/internal/build"
@@ -20,7 +21,9 @@ import (
 
 type buildOptions struct {
 	context, dockerfile, target, iidfile string
+	platform                             string
 	tags, buildArgs, labels, secrets     []string
+	why                                  []string
 	noCache, quiet, pull, explain        bool
 }
 
@@ -41,16 +44,21 @@ func newBuildCommand(c *Cli) *cobra.Command {
 	f.StringArrayVar(&opts.buildArgs, "build-arg", nil, "Set build-time variables")
 	f.StringArrayVar(&opts.labels, "label", nil, "Set metadata for an image")
 	f.StringVar(&opts.target, "target", "", "Set the target build stage to build")
+	f.StringVar(&opts.platform, "platform", "", "Set the platform (only the engine's own can be built)")
 	f.BoolVar(&opts.noCache, "no-cache", false, "Do not use cache when building the image")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.BoolVar(&opts.pull, "pull", false, "Always attempt to pull a newer version of the image")
 	f.StringVar(&opts.iidfile, "iidfile", "", "Write the image ID to the file")
 	f.BoolVar(&opts.explain, "explain", false, "Print why each step missed the cache (berth)")
+	f.StringArrayVar(&opts.why, "why", nil, "Print which .dockerignore rule includes or excludes PATH, and do not build (berth)")
 	f.StringArrayVar(&opts.secrets, "secret", nil, "Secret to expose to RUN --mount=type=secret (format: \"id=mysecret,src=/local/secret\")")
 	return cmd
 }
 
 func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
+	if len(opts.why) > 0 {
+		return runWhy(c, opts)
+	}
 	var body io.Reader
 	dockerfile := opts.dockerfile
 	if opts.context == "-" {
@@ -73,7 +81,7 @@ func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
 		}
 		body = rd
 	}
-	body, err := withControl(body, opts.secrets, opts.explain)
+	headers, err := controlHeaders(opts.secrets, opts.explain)
 	if err != nil {
 		return err
 	}
@@ -94,11 +102,22 @@ func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
 		}
 		bo.BuildArgs[k] = &v
 	}
+	if opts.platform != "" {
+		parts := strings.SplitN(opts.platform, "/", 3)
+		if len(parts) < 2 {
+			return fmt.Errorf("invalid --platform %q: want os/arch[/variant]", opts.platform)
+		}
+		p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+		if len(parts) == 3 {
+			p.Variant = parts[2]
+		}
+		bo.Platforms = []ocispec.Platform{p}
+	}
 	for _, l := range opts.labels {
 		k, v, _ := strings.Cut(l, "=")
 		bo.Labels[k] = v
 	}
-	apiClient, err := c.Client()
+	apiClient, err := buildClient(c, headers)
 	if err != nil {
 		return err
 	}
@@ -213,4 +232,28 @@ func contextTar(dir, dockerfile string) (io.Reader, string, error) {
 		pw.CloseWithError(err)
 	}()
 	return pr, name, nil
+}
+
+// runWhy is build --why: for each path, the .dockerignore rule that
+// decides whether the context sends it.
+func runWhy(c *Cli, opts buildOptions) error {
+	if opts.context == "-" {
+		return fmt.Errorf("--why needs a context directory, not -")
+	}
+	rules, err := build.ReadIgnoreRules(opts.context)
+	if err != nil {
+		return err
+	}
+	dockerfile := "Dockerfile"
+	if opts.dockerfile != "" {
+		abs, _ := filepath.Abs(opts.dockerfile)
+		absDir, _ := filepath.Abs(opts.context)
+		if rel, err := filepath.Rel(absDir, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			dockerfile = filepath.ToSlash(rel)
+		}
+	}
+	for _, p := range opts.why {
+		fmt.Fprintln(c.Out(), build.WhyIgnored(rules, dockerfile, p))
+	}
+	return nil
 }

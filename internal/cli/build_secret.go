@@ -1,13 +1,12 @@
 package cli
 
 import (
-	"archive/tar"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
+
+	"github.com/moby/moby/client"
 
 	"berth/internal/build"
 )
@@ -47,58 +46,54 @@ func parseSecret(s string) (string, []byte, error) {
 	return id, data, nil
 }
 
-// withControl appends the secrets and the explain flag to the context
-// tar under build.ControlDir; the daemon takes them out before the build
-// sees the context, so secrets reach only RUN --mount=type=secret.
-func withControl(context io.Reader, specs []string, explain bool) (io.Reader, error) {
+// maxSecretsHeader keeps the secrets header well inside net/http's
+// default 1 MiB limit on a request's headers.
+const maxSecretsHeader = 768 << 10
+
+// controlHeaders are the request headers that carry --secret and
+// --explain to the daemon (see build.SecretsHeader); nil when neither is
+// used. The context tar stays exactly the user's files.
+func controlHeaders(specs []string, explain bool) (map[string]string, error) {
 	if len(specs) == 0 && !explain {
-		return context, nil
+		return nil, nil
 	}
-	secrets := map[string][]byte{}
-	for _, s := range specs {
-		id, data, err := parseSecret(s)
+	h := map[string]string{}
+	if explain {
+		h[build.ExplainHeader] = "1"
+	}
+	if len(specs) > 0 {
+		secrets := map[string][]byte{}
+		for _, s := range specs {
+			id, data, err := parseSecret(s)
+			if err != nil {
+				return nil, err
+			}
+			secrets[id] = data
+		}
+		v, err := build.EncodeSecrets(secrets)
 		if err != nil {
 			return nil, err
 		}
-		secrets[id] = data
+		// The daemon reads at most 1 MiB of headers per request.
+		if len(v) > maxSecretsHeader {
+			return nil, fmt.Errorf("--secret: the secrets take %d bytes encoded, more than the %d a build request carries", len(v), maxSecretsHeader)
+		}
+		h[build.SecretsHeader] = v
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		tr := tar.NewReader(context)
-		tw := tar.NewWriter(pw)
-		err := func() error {
-			for {
-				hdr, err := tr.Next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return err
-				}
-				if err := tw.WriteHeader(hdr); err != nil {
-					return err
-				}
-				if _, err := io.Copy(tw, tr); err != nil {
-					return err
-				}
-			}
-			if explain {
-				if err := tw.WriteHeader(&tar.Header{Name: build.ControlDir + "/explain", Mode: 0o600, Typeflag: tar.TypeReg}); err != nil {
-					return err
-				}
-			}
-			for id, data := range secrets {
-				hdr := &tar.Header{Name: build.ControlDir + "/secrets/" + id, Mode: 0o600, Size: int64(len(data)), Typeflag: tar.TypeReg}
-				if err := tw.WriteHeader(hdr); err != nil {
-					return err
-				}
-				if _, err := tw.Write(data); err != nil {
-					return err
-				}
-			}
-			return tw.Close()
-		}()
-		pw.CloseWithError(err)
-	}()
-	return pr, nil
+	return h, nil
+}
+
+// buildClient is the API client for one build: the shared one, or one
+// that adds the control headers to its requests.
+func buildClient(c *Cli, headers map[string]string) (client.APIClient, error) {
+	if len(headers) == 0 {
+		return c.Client()
+	}
+	host := c.Host()
+	cl, err := client.New(client.WithHost(host), client.WithUserAgent("Berth-Client/"+Version+" (linux)"),
+		client.WithHTTPHeaders(headers))
+	if err != nil {
+		return nil, fmt.Errorf("invalid daemon address %q: %w", host, err)
+	}
+	return cl, nil
 }

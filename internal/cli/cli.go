@@ -196,6 +196,7 @@ func addCommandsTo(root *cobra.Command, cli *Cli) {
 		newCpCommand(cli),
 		newCommitCommand(cli),
 		newBuildCommand(cli),
+		newBuilderCommand(cli),
 		newImagesCommand(cli),
 		newRmiCommand(cli),
 		newHistoryCommand(cli),

@@ -62,7 +62,9 @@ type containerOptions struct {
 	shmSize           memBytes
 	cgroupParent      string
 
-	network     string
+	network     []string
+	ip          string
+	aliases     *listOpts
 	publish     *listOpts
 	publishAll  bool
 	expose      *listOpts
@@ -123,6 +125,7 @@ func addContainerFlags(flags *pflag.FlagSet) *containerOptions {
 		publish:     newListOpts(nil),
 		expose:      newListOpts(nil),
 		addHost:     newListOpts(validateExtraHost),
+		aliases:     newListOpts(nil),
 		dns:         newListOpts(validateIP),
 		dnsSearch:   newListOpts(nil),
 		dnsOptions:  newListOpts(nil),
@@ -174,9 +177,13 @@ func addContainerFlags(flags *pflag.FlagSet) *containerOptions {
 	flags.Var(&o.shmSize, "shm-size", "Size of /dev/shm")
 	flags.StringVar(&o.cgroupParent, "cgroup-parent", "", "Optional parent cgroup for the container")
 
-	flags.StringVar(&o.network, "network", "", "Connect a container to a network")
-	flags.StringVar(&o.network, "net", "", "Connect a container to a network")
+	flags.StringArrayVar(&o.network, "network", nil, "Connect a container to a network")
+	flags.StringArrayVar(&o.network, "net", nil, "Connect a container to a network")
 	_ = flags.MarkHidden("net")
+	flags.StringVar(&o.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	flags.Var(o.aliases, "network-alias", "Add network-scoped alias for the container")
+	flags.Var(o.aliases, "net-alias", "Add network-scoped alias for the container")
+	_ = flags.MarkHidden("net-alias")
 	flags.VarP(o.publish, "publish", "p", "Publish a container's port(s) to the host")
 	flags.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
 	flags.Var(o.expose, "expose", "Expose a port or a range of ports")
@@ -447,7 +454,10 @@ func (o *containerOptions) parse(flags *pflag.FlagSet) (*containerConfig, error)
 		config.StdinOnce = true
 	}
 
-	networkMode := o.network
+	networkMode := ""
+	if len(o.network) > 0 {
+		networkMode = o.network[0]
+	}
 	if networkMode == "" {
 		networkMode = network.NetworkDefault
 	}
@@ -506,6 +516,23 @@ func (o *containerOptions) parse(flags *pflag.FlagSet) (*containerConfig, error)
 	endpoints := map[string]*network.EndpointSettings{}
 	if networkMode == network.NetworkDefault {
 		endpoints[network.NetworkDefault] = &network.EndpointSettings{}
+	}
+	// further --network flags: joined at the start (the daemon connects them)
+	for _, n := range o.network[min(1, len(o.network)):] {
+		if _, ok := endpoints[n]; !ok {
+			endpoints[n] = &network.EndpointSettings{}
+		}
+	}
+	if o.ip != "" || len(o.aliases.GetAll()) > 0 {
+		es := &network.EndpointSettings{Aliases: o.aliases.GetAll()}
+		if o.ip != "" {
+			ip, err := netip.ParseAddr(o.ip)
+			if err != nil || !ip.Is4() {
+				return nil, fmt.Errorf("invalid IPv4 address: %s", o.ip)
+			}
+			es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+		}
+		endpoints[networkMode] = es
 	}
 	return &containerConfig{
 		Config:           config,

@@ -15,19 +15,22 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// newNetworkCommand is `berth network`: create, ls, inspect, rm, prune.
+// newNetworkCommand is `berth network`: create, ls, inspect, rm, prune,
+// connect, disconnect.
 func newNetworkCommand(c *Cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Short: "Manage networks", Args: requiresNoArgs, RunE: showHelp}
 	cmd.AddCommand(newNetworkCreateCommand(c), newNetworkListCommand(c), newNetworkInspectCommand(c),
-		newNetworkRemoveCommand(c), newNetworkPruneCommand(c))
+		newNetworkRemoveCommand(c), newNetworkPruneCommand(c), newNetworkConnectCommand(c), newNetworkDisconnectCommand(c))
 	return cmd
 }
 
 type networkCreateOptions struct {
-	driver, subnet, gateway, ipRange string
-	internal, attachable             bool
-	labels                           *listOpts
-	opts                             *mapOpts
+	driver                    string
+	subnets, gateways, ranges []string
+	internal, attachable      bool
+	ipv6                      bool
+	labels                    *listOpts
+	opts                      *mapOpts
 }
 
 func newNetworkCreateCommand(c *Cli) *cobra.Command {
@@ -42,9 +45,10 @@ func newNetworkCreateCommand(c *Cli) *cobra.Command {
 	}
 	flags := cmd.Flags()
 	flags.StringVarP(&o.driver, "driver", "d", "bridge", "Driver to manage the Network")
-	flags.StringVar(&o.subnet, "subnet", "", "Subnet in CIDR format that represents a network segment")
-	flags.StringVar(&o.gateway, "gateway", "", "IPv4 Gateway for the master subnet")
-	flags.StringVar(&o.ipRange, "ip-range", "", "Allocate container ip from a sub-range")
+	flags.StringSliceVar(&o.subnets, "subnet", nil, "Subnet in CIDR format that represents a network segment")
+	flags.StringSliceVar(&o.gateways, "gateway", nil, "IPv4 or IPv6 Gateway for the master subnet")
+	flags.StringSliceVar(&o.ranges, "ip-range", nil, "Allocate container ip from a sub-range")
+	flags.BoolVar(&o.ipv6, "ipv6", false, "Enable or disable IPv6 networking")
 	flags.BoolVar(&o.internal, "internal", false, "Restrict external access to the network")
 	flags.BoolVar(&o.attachable, "attachable", false, "Enable manual container attachment")
 	flags.VarP(o.opts, "opt", "o", "Set driver specific options")
@@ -53,27 +57,13 @@ func newNetworkCreateCommand(c *Cli) *cobra.Command {
 }
 
 func runNetworkCreate(ctx context.Context, c *Cli, name string, o *networkCreateOptions) error {
+	cfgs, err := ipamConfigs(o.subnets, o.gateways, o.ranges)
+	if err != nil {
+		return err
+	}
 	var ipam *network.IPAM
-	if o.subnet != "" || o.gateway != "" || o.ipRange != "" {
-		var cfg network.IPAMConfig
-		var err error
-		if o.subnet == "" {
-			return errors.New("every ip-range or gateway must have a corresponding subnet")
-		}
-		if cfg.Subnet, err = netip.ParsePrefix(o.subnet); err != nil {
-			return fmt.Errorf("invalid subnet %s: %w", o.subnet, err)
-		}
-		if o.gateway != "" {
-			if cfg.Gateway, err = netip.ParseAddr(o.gateway); err != nil {
-				return fmt.Errorf("invalid gateway %s: %w", o.gateway, err)
-			}
-		}
-		if o.ipRange != "" {
-			if cfg.IPRange, err = netip.ParsePrefix(o.ipRange); err != nil {
-				return fmt.Errorf("invalid ip-range %s: %w", o.ipRange, err)
-			}
-		}
-		ipam = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{cfg}}
+	if len(cfgs) > 0 {
+		ipam = &network.IPAM{Driver: "default", Config: cfgs}
 	}
 	labels := map[string]string{}
 	for _, l := range o.labels.GetAll() {
@@ -85,7 +75,7 @@ func runNetworkCreate(ctx context.Context, c *Cli, name string, o *networkCreate
 		return err
 	}
 	res, err := apiClient.NetworkCreate(ctx, name, client.NetworkCreateOptions{
-		Driver: o.driver, IPAM: ipam, Internal: o.internal, Attachable: o.attachable,
+		Driver: o.driver, IPAM: ipam, Internal: o.internal, Attachable: o.attachable, EnableIPv6: &o.ipv6,
 		Options: o.opts.values, Labels: labels,
 	})
 	if err != nil {
@@ -93,6 +83,61 @@ func runNetworkCreate(ctx context.Context, c *Cli, name string, o *networkCreate
 	}
 	fmt.Fprintln(c.Out(), res.ID)
 	return nil
+}
+
+// ipamConfigs pairs each gateway and ip-range with the subnet that
+// contains it, as docker does.
+func ipamConfigs(subnets, gateways, ranges []string) ([]network.IPAMConfig, error) {
+	var cfgs []network.IPAMConfig
+	for _, s := range subnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("invalid subnet %s: %w", s, err)
+		}
+		cfgs = append(cfgs, network.IPAMConfig{Subnet: p})
+	}
+	place := func(what, s string, set func(*network.IPAMConfig, netip.Addr, netip.Prefix) bool) error {
+		var a netip.Addr
+		var p netip.Prefix
+		var err error
+		if what == "gateway" {
+			a, err = netip.ParseAddr(s)
+		} else {
+			p, err = netip.ParsePrefix(s)
+			a = p.Addr()
+		}
+		if err != nil {
+			return fmt.Errorf("invalid %s %s: %w", what, s, err)
+		}
+		for i := range cfgs {
+			if cfgs[i].Subnet.Contains(a) {
+				if !set(&cfgs[i], a, p) {
+					return fmt.Errorf("cannot configure multiple %ss for the same subnet %s", what, cfgs[i].Subnet)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no matching subnet for %s %s", what, s)
+	}
+	for _, g := range gateways {
+		if err := place("gateway", g, func(c *network.IPAMConfig, a netip.Addr, _ netip.Prefix) bool {
+			ok := !c.Gateway.IsValid()
+			c.Gateway = a
+			return ok
+		}); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range ranges {
+		if err := place("ip-range", r, func(c *network.IPAMConfig, _ netip.Addr, p netip.Prefix) bool {
+			ok := !c.IPRange.IsValid()
+			c.IPRange = p
+			return ok
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return cfgs, nil
 }
 
 type networkListOptions struct {
@@ -270,5 +315,61 @@ func newNetworkPruneCommand(c *Cli) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&o.force, "force", "f", false, "Do not prompt for confirmation")
 	cmd.Flags().Var(o.filter, "filter", "Provide filter values (e.g. \"until=<timestamp>\")")
+	return cmd
+}
+
+type networkConnectOptions struct {
+	ip      string
+	aliases *listOpts
+}
+
+func newNetworkConnectCommand(c *Cli) *cobra.Command {
+	o := networkConnectOptions{aliases: newListOpts(nil)}
+	cmd := &cobra.Command{
+		Use:   "connect [OPTIONS] NETWORK CONTAINER",
+		Short: "Connect a container to a network",
+		Args:  requiresExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runNetworkConnect(cmdContext(cmd), c, args[0], args[1], &o)
+		},
+	}
+	cmd.Flags().StringVar(&o.ip, "ip", "", "IPv4 address (e.g., \"172.30.100.104\")")
+	cmd.Flags().Var(o.aliases, "alias", "Add network-scoped alias for the container")
+	return cmd
+}
+
+func runNetworkConnect(ctx context.Context, c *Cli, nw, ctr string, o *networkConnectOptions) error {
+	es := &network.EndpointSettings{Aliases: o.aliases.GetAll()}
+	if o.ip != "" {
+		ip, err := netip.ParseAddr(o.ip)
+		if err != nil || !ip.Is4() {
+			return fmt.Errorf("invalid IPv4 address: %s", o.ip)
+		}
+		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+	}
+	apiClient, err := c.Client()
+	if err != nil {
+		return err
+	}
+	_, err = apiClient.NetworkConnect(ctx, nw, client.NetworkConnectOptions{Container: ctr, EndpointConfig: es})
+	return err
+}
+
+func newNetworkDisconnectCommand(c *Cli) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "disconnect [OPTIONS] NETWORK CONTAINER",
+		Short: "Disconnect a container from a network",
+		Args:  requiresExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			apiClient, err := c.Client()
+			if err != nil {
+				return err
+			}
+			_, err = apiClient.NetworkDisconnect(cmdContext(cmd), args[0], client.NetworkDisconnectOptions{Container: args[1], Force: force})
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the container to disconnect from a network")
 	return cmd
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -33,10 +32,11 @@ func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.Bui
 	if _, err := archive.Apply(ctx, dir, buildContext, archive.ApplyOptions{NoChown: true}); err != nil {
 		return errdefs.InvalidParameter(fmt.Errorf("read build context: %w", err))
 	}
-	// berth build --secret/--explain: out of the context before anything reads it.
+	// berth build --secret: daemon-private files outside the context,
+	// bind-mounted read-only into the RUN steps that ask for them.
 	secretDir := dir + ".secrets"
 	defer os.RemoveAll(secretDir)
-	ctl, err := build.TakeControl(dir, secretDir)
+	secrets, err := build.WriteSecrets(secretDir, opts.Secrets)
 	if err != nil {
 		return err
 	}
@@ -57,15 +57,19 @@ func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.Bui
 	if err != nil {
 		return errdefs.InvalidParameter(err)
 	}
+	// The cache bound is kept after every build, failed ones included.
+	defer d.enforceBuildCacheBound(context.WithoutCancel(ctx), d.cfg.BuildCacheMax)
 	w := &streamWriter{out: out}
 	if opts.Quiet {
 		w.quiet = true
 	}
 	be := &buildBackend{d: d, rm: opts.Remove || opts.ForceRm}
-	id, err := build.Build(ctx, be, d.buildCache(), df, build.Options{
+	cache := d.buildCache()
+	defer cache.flush()
+	id, err := build.Build(ctx, be, cache, df, build.Options{
 		ContextDir: dir, Ignore: ignore, BuildArgs: opts.BuildArgs, Labels: opts.Labels,
 		NoCache: opts.NoCache, Target: opts.Target, Out: w,
-		CacheMountRoot: filepath.Join(d.cfg.DataRoot, "build-cache-mounts"), Secrets: ctl.Secrets, Explain: ctl.Explain,
+		CacheMountRoot: d.cacheMountRoot(), Secrets: secrets, Explain: opts.Explain, Parallel: true,
 	})
 	w.flush()
 	if err != nil {
@@ -223,18 +227,29 @@ func (b *buildBackend) Mount(ctx context.Context, id string) (string, func(), er
 	if err != nil {
 		return "", nil, err
 	}
+	target, err := os.MkdirTemp(b.d.cfg.ExecRoot, "build-mount-")
+	if err != nil {
+		return "", nil, err
+	}
+	// The builder only reads the image: a read-only view needs no
+	// read-write layer and no metadata transaction (two syncs each way),
+	// which made every cached COPY step cost tens of milliseconds.
+	if err := b.d.images.MountView(img, target); err == nil {
+		return target, func() {
+			b.d.images.UnmountRootfs(target)
+			os.Remove(target)
+		}, nil
+	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	key := "build-mount-" + hex.EncodeToString(rnd[:])
 	if err := b.d.images.PrepareRootfs(key, img); err != nil {
+		os.Remove(target)
 		return "", nil, err
 	}
-	target, err := os.MkdirTemp(b.d.cfg.ExecRoot, "build-mount-")
-	if err != nil {
-		b.d.images.RemoveRootfs(key)
-		return "", nil, err
-	}
-	if err := b.d.images.MountRootfs(key, img, target); err != nil {
+	// Volatile: the read-write layer is thrown away, and a plain overlay's
+	// unmount would sync the whole host file system on every COPY step.
+	if err := b.d.images.MountRootfsVolatile(key, img, target); err != nil {
 		os.Remove(target)
 		b.d.images.RemoveRootfs(key)
 		return "", nil, fmt.Errorf("mount image %s: %w", id, err)
@@ -243,44 +258,6 @@ func (b *buildBackend) Mount(ctx context.Context, id string) (string, func(), er
 		b.d.images.UnmountRootfs(target)
 		os.Remove(target)
 		b.d.images.RemoveRootfs(key)
+		os.Remove(b.d.containerDir(key)) // the rw layer's parent, empty now
 	}, nil
-}
-
-// fileCache is the step cache of the classic builder, kept as a JSON
-// map in <data-root>/build-cache.json.
-type fileCache struct {
-	path string
-}
-
-var buildCacheMu sync.Mutex
-
-func (d *Daemon) buildCache() build.Cache {
-	return &fileCache{path: filepath.Join(d.cfg.DataRoot, "build-cache.json")}
-}
-
-func (c *fileCache) load() map[string]string {
-	m := map[string]string{}
-	if b, err := os.ReadFile(c.path); err == nil {
-		json.Unmarshal(b, &m)
-	}
-	return m
-}
-
-func (c *fileCache) Lookup(key string) (string, bool) {
-	buildCacheMu.Lock()
-	defer buildCacheMu.Unlock()
-	id, ok := c.load()[key]
-	return id, ok
-}
-
-func (c *fileCache) Store(key, id string) {
-	buildCacheMu.Lock()
-	defer buildCacheMu.Unlock()
-	m := c.load()
-	m[key] = id
-	b, _ := json.Marshal(m)
-	tmp := c.path + ".tmp"
-	if os.WriteFile(tmp, b, 0o600) == nil {
-		os.Rename(tmp, c.path)
-	}
 }

@@ -39,6 +39,9 @@ type Container struct {
 	NetworkAliases []string `json:",omitempty"`
 	// NetworkIP is the --ip address on a user-defined network (zero: any).
 	NetworkIP netip.Addr `json:",omitzero"`
+	// Networks are the user-defined networks joined with `network connect`
+	// besides HostConfig.NetworkMode, in joining order (see netconnect.go).
+	Networks []*NetAttachment `json:",omitempty"`
 	// Volumes are the volumes mounted into the container (see
 	// resolveVolumes).
 	Volumes []VolumeMount `json:",omitempty"`

@@ -58,6 +58,15 @@ type Config struct {
 	// (network.DefaultBridgeName and network.DefaultSubnet when zero).
 	BridgeName   string
 	BridgeSubnet netip.Prefix
+	// RegistryMirrors lists, by registry domain ("docker.io",
+	// "127.0.0.1:5000"), the mirror URLs pulls try before the registry.
+	RegistryMirrors map[string][]string
+	// InsecureRegistries are registries (host:port) spoken to over HTTP.
+	InsecureRegistries []string
+	// BuildCacheMax bounds the build cache in bytes; least recently used
+	// steps are pruned after a build that leaves it larger. Zero: 10% of
+	// the data root's file system, at most 10 GB.
+	BuildCacheMax int64
 }
 
 // Daemon is the engine.
@@ -171,6 +180,7 @@ func New(cfg Config) (*Daemon, error) {
 					d.log.Warn("restart network DNS", "id", c.ID, "err", err)
 				}
 			}
+			d.restoreJoined(c)
 		}
 	}
 	return d, nil

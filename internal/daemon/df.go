@@ -42,8 +42,9 @@ func (d *Daemon) DiskUsage(ctx context.Context) (*system.DiskUsage, error) {
 		}
 	}
 	return &system.DiskUsage{
-		ImageUsage:     &imagetypes.DiskUsage{ActiveCount: active, TotalCount: int64(len(imgs)), TotalSize: u.LayersSize, Items: imgs},
-		ContainerUsage: &container.DiskUsage{ActiveCount: running, TotalCount: int64(len(cs)), TotalSize: rw, Items: cs},
-		VolumeUsage:    d.volumeUsage(),
+		ImageUsage:      &imagetypes.DiskUsage{ActiveCount: active, TotalCount: int64(len(imgs)), TotalSize: u.LayersSize, Items: imgs},
+		ContainerUsage:  &container.DiskUsage{ActiveCount: running, TotalCount: int64(len(cs)), TotalSize: rw, Items: cs},
+		VolumeUsage:     d.volumeUsage(),
+		BuildCacheUsage: d.buildCacheUsage(),
 	}, nil
 }

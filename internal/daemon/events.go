@@ -144,6 +144,10 @@ func matchEvent(m events.Message, f api.Filters) bool {
 	if _, ok := f["container"]; ok && m.Type != events.ContainerEventType {
 		return false
 	}
+	// volume=NAME keeps only that volume's events, as dockerd's filter does
+	if _, ok := f["volume"]; ok && (m.Type != events.VolumeEventType || !in("volume", m.Actor.ID)) {
+		return false
+	}
 	if !in("image", m.Actor.Attributes["image"], name) {
 		return false
 	}

@@ -38,6 +38,9 @@ func (d *Daemon) writeEtcFiles(c *Container) (etcFiles, error) {
 		if !ok {
 			name, ip, ok = strings.Cut(h, "=")
 		}
+		if ok && ip == "host-gateway" {
+			ip = d.hostGateway(c)
+		}
 		if ok {
 			fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
 		}

@@ -107,6 +107,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	if c.NetworkIP, err = networkIP(req.NetworkingConfig, hc.NetworkMode); err != nil {
 		return fail(err)
 	}
+	if c.Networks, err = d.createNetworks(req.NetworkingConfig, hc.NetworkMode); err != nil {
+		return fail(err)
+	}
 	if err := os.MkdirAll(d.containerDir(id), 0o710); err != nil {
 		return fail(err)
 	}
@@ -121,6 +124,11 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	}
 	// the container's record and its rootfs record: one transaction
 	if err := d.images.PrepareRootfsWith(id, img, func(tx *bbolt.Tx) error { return putRecord(tx, id, rec) }); err != nil {
+		return fail(err)
+	}
+	if err := d.populateVolumes(c, img); err != nil {
+		d.images.RemoveRootfsWith(id, func(tx *bbolt.Tx) error { return deleteRecordTx(tx, id) })
+		d.removeAnonymousVolumes(c)
 		return fail(err)
 	}
 	d.mu.Lock()

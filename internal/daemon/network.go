@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -96,12 +98,21 @@ func (d *Daemon) attachNetwork(c *Container, img *ocispec.ImageConfig) (string, 
 	c.mu.Lock()
 	c.Endpoint = ep
 	c.mu.Unlock()
+	if err := d.addOwnHost(c, ep); err != nil {
+		d.detachNetwork(c)
+		return "", err
+	}
+	if err := d.joinNetworks(c); err != nil {
+		d.detachNetwork(c)
+		return "", err
+	}
 	return ep.NetnsPath, nil
 }
 
 // detachNetwork undoes attachNetwork after the container's exit (or a failed
 // start).
 func (d *Daemon) detachNetwork(c *Container) {
+	d.leaveNetworks(c)
 	c.mu.Lock()
 	c.Endpoint = nil
 	c.mu.Unlock()
@@ -122,6 +133,7 @@ func (d *Daemon) networkSettings(c *Container) *container.NetworkSettings {
 		if bridged(c.HostConfig.NetworkMode) {
 			ns.Ports = berthnet.PortMap(nil, c.Config.ExposedPorts)
 		}
+		d.joinedSettings(c, ns.Networks)
 		return ns
 	}
 	ns.SandboxKey = ep.NetnsPath
@@ -142,10 +154,12 @@ func (d *Daemon) networkSettings(c *Container) *container.NetworkSettings {
 		}
 		es.EndpointID = c.ID
 		es.IPAddress, es.IPPrefixLen, es.Gateway = ep.IP, ep.PrefixLen, ep.Gateway
+		es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway = ep.IP6, ep.PrefixLen6, ep.Gateway6
 		if mac, err := net.ParseMAC(ep.MacAddress); err == nil {
 			es.MacAddress = network.HardwareAddr(mac)
 		}
 	}
+	d.joinedSettings(c, ns.Networks)
 	return ns
 }
 
@@ -177,4 +191,50 @@ func portSummaries(c *Container) []container.PortSummary {
 		return out[i].PublicPort < out[j].PublicPort
 	})
 	return out
+}
+
+// hostGateway is the address `--add-host NAME:host-gateway` stands for: the
+// host's address on the container's first network (its gateway), which the
+// container reaches without a route, even on an --internal network.
+// dockerd uses the default bridge's address instead; both are the host.
+// With host networking (or none), 127.0.0.1.
+func (d *Daemon) hostGateway(c *Container) string {
+	mode := c.HostConfig.NetworkMode
+	if bridged(mode) {
+		return d.net.Gateway().String()
+	}
+	if n, err := d.findUserNet(string(mode)); err == nil {
+		return n.mgr.Gateway().String()
+	}
+	if mode.IsHost() {
+		return "127.0.0.1"
+	}
+	return d.net.Gateway().String()
+}
+
+// addOwnHost appends the container's own address and host name to the
+// /etc/hosts that writeEtcFiles wrote before the start, as dockerd does
+// (the address is known only now).
+func (d *Daemon) addOwnHost(c *Container, ep *berthnet.Endpoint) error {
+	hostname := c.Config.Hostname
+	if hostname == "" {
+		hostname = c.ID[:12]
+	}
+	if c.Config.Domainname != "" {
+		hostname += "." + c.Config.Domainname + " " + hostname
+	}
+	line := fmt.Sprintf("%s\t%s\n", ep.IP, hostname)
+	if ep.IP6.IsValid() {
+		line += fmt.Sprintf("%s\t%s\n", ep.IP6, hostname)
+	}
+	p := filepath.Join(d.containerDir(c.ID), "hosts")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("add own address to /etc/hosts of %s: %w", c.ID[:12], err)
+	}
+	_, err = f.WriteString(line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -76,15 +77,13 @@ func registryCredentials(header string) (regclient.Credentials, error) {
 	if err := json.Unmarshal(raw, &ac); err != nil {
 		return regclient.Credentials{}, errdefs.InvalidParameter(fmt.Errorf("invalid X-Registry-Auth header: %w", err))
 	}
-	c := regclient.Credentials{Username: ac.Username, Password: ac.Password, RegistryToken: ac.RegistryToken}
+	c := regclient.Credentials{Username: ac.Username, Password: ac.Password, RegistryToken: ac.RegistryToken,
+		IdentityToken: ac.IdentityToken}
 	if c.Username == "" && ac.Auth != "" {
 		// "auth" is base64("user:password"), as in config.json.
 		if b, err := base64.StdEncoding.DecodeString(ac.Auth); err == nil {
 			c.Username, c.Password, _ = strings.Cut(string(b), ":")
 		}
-	}
-	if c.Password == "" && ac.IdentityToken != "" {
-		c.Password = ac.IdentityToken
 	}
 	return c, nil
 }
@@ -103,10 +102,7 @@ func (d *Daemon) pull(ctx context.Context, from, tag, platform, auth string, out
 	if err != nil {
 		return err
 	}
-	c := regclient.New(regclient.Options{
-		UserAgent:   "berth/" + runtime.Version(),
-		Credentials: func(string) regclient.Credentials { return creds },
-	})
+	c := d.registryClient(creds, 0)
 	if tag == "" {
 		if n, err := reference.ParseNormalizedNamed(from); err == nil && reference.IsNameOnly(n) {
 			return d.pullAllTags(ctx, c, n, plat, out)
@@ -212,8 +208,13 @@ func (d *Daemon) pullOne(ctx context.Context, c *regclient.Client, named referen
 			}
 		}
 	}
-	if _, err := d.images.AddPulled(ctx, p); err != nil {
+	pulled, err := d.images.AddPulled(ctx, p)
+	if err != nil {
 		return false, err
+	}
+	if err := d.recordPulledManifest(pulled.ID, img.ManifestMediaType, img.ManifestRaw); err != nil {
+		// Only costs the digest on a push back: the manifest is rebuilt.
+		slog.Warn("pull: remembering the manifest", "image", pulled.ID, "err", err)
 	}
 	if err := out.WriteMessage(api.JSONMessage{Status: "Digest: " + img.Digest.String()}); err != nil {
 		return false, err

@@ -40,6 +40,12 @@ func TestRegistryCredentials(t *testing.T) {
 			t.Errorf("registryCredentials(%q) = %+v, %v", tc.header, c, err)
 		}
 	}
+	// An identity token is a refresh token for the token service, not a
+	// password: it must not be sent as one.
+	c, err := registryCredentials(enc(`{"username":"u","identitytoken":"rt-1"}`))
+	if err != nil || c.IdentityToken != "rt-1" || c.Password != "" || c.Username != "u" {
+		t.Errorf("identity token header: %+v, %v", c, err)
+	}
 	if _, err := registryCredentials("!!!"); !errdefs.IsInvalidParameter(err) {
 		t.Errorf("garbage header: %v", err)
 	}

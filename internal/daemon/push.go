@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -72,10 +72,7 @@ func (d *Daemon) ImagePush(ctx context.Context, name, tag, auth string, out api.
 		}
 	}
 
-	c := regclient.New(regclient.Options{
-		UserAgent:   "berth/" + runtime.Version(),
-		Credentials: func(string) regclient.Credentials { return creds },
-	})
+	c := d.registryClient(creds, 0)
 	for _, t := range tags {
 		named, err := reference.WithTag(repo, t)
 		if err != nil {
@@ -89,20 +86,32 @@ func (d *Daemon) ImagePush(ctx context.Context, name, tag, auth string, out api.
 }
 
 // pushOne pushes one tag: its layers (three at a time), its config, then
-// the manifest the store builds (the same bytes every time, so the digest
-// is stable and a pull gives back the same image ID).
+// the manifest. An image pulled from a registry goes with the manifest it
+// was pulled by, byte for byte, so its digest does not change, when every
+// blob it lists is stored as pulled or already in the target registry;
+// any other goes with the manifest the
+// store builds (the same bytes every time, so the digest is stable and a
+// pull gives back the same image ID), its uncompressed layers gzipped on
+// the way as docker does.
 func (d *Daemon) pushOne(ctx context.Context, c *regclient.Client, named reference.NamedTagged, out api.Progress) error {
 	familiar := reference.FamiliarString(named)
 	img, err := d.images.Resolve(familiar)
 	if err != nil {
 		return err
 	}
-	m, raw, err := d.images.Manifest(img.ID)
-	if err != nil {
-		return err
-	}
 	mountFrom := mountCandidates(img, named)
 	rep := &pullReporter{out: out}
+	var (
+		m         ocispec.Manifest
+		mediaType string
+		raw       []byte
+	)
+	v, verbatim := d.pulledManifestFor(ctx, c, named, img.ID, mountFrom)
+	if verbatim {
+		m, mediaType, raw = v.m, v.mediaType, v.raw
+	} else if m, _, err = d.images.Manifest(img.ID); err != nil {
+		return err
+	}
 
 	// Docker lists layers top first, by diff ID.
 	ids := make([]string, len(m.Layers))
@@ -115,11 +124,23 @@ func (d *Daemon) pushOne(ctx context.Context, c *regclient.Client, named referen
 	for i := len(m.Layers) - 1; i >= 0; i-- {
 		rep.send(ids[i], "Preparing", nil)
 	}
+	pushed := make([]ocispec.Descriptor, len(m.Layers))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pushConcurrency)
 	for i := len(m.Layers) - 1; i >= 0; i-- {
 		desc, id := m.Layers[i], ids[i]
 		g.Go(func() error {
+			var err error
+			if l, ok := v.linked[i]; ok {
+				pushed[i] = desc
+				reportPushed(rep, id, l.res, l.from)
+				return nil
+			}
+			if !verbatim && uncompressedLayer(desc.MediaType) {
+				pushed[i], err = d.pushCompressed(gctx, c, named, desc, id, mountFrom, rep)
+				return err
+			}
+			pushed[i] = desc
 			return d.pushLayer(gctx, c, named, desc, id, mountFrom, rep)
 		})
 	}
@@ -129,7 +150,14 @@ func (d *Daemon) pushOne(ctx context.Context, c *regclient.Client, named referen
 	if _, err := d.pushBlob(ctx, c, named, m.Config, regclient.UploadOptions{MountFrom: mountFrom}); err != nil {
 		return err
 	}
-	dgst, err := c.PushManifest(ctx, named, m.MediaType, raw)
+	if !verbatim {
+		m.Layers = pushed
+		if raw, err = json.Marshal(m); err != nil {
+			return err
+		}
+		mediaType = m.MediaType
+	}
+	dgst, err := c.PushManifest(ctx, named, mediaType, raw)
 	if err != nil {
 		return err
 	}
@@ -147,28 +175,24 @@ func (d *Daemon) pushOne(ctx context.Context, c *regclient.Client, named referen
 	return nil
 }
 
-// pushLayer uploads one layer, reporting docker's per-layer statuses.
-func (d *Daemon) pushLayer(ctx context.Context, c *regclient.Client, named reference.Named, desc ocispec.Descriptor, id string, mountFrom []reference.Named, rep *pullReporter) error {
+// layerProgress reports "Pushing" for a layer of size bytes at most every
+// 100ms, and at the end.
+func layerProgress(rep *pullReporter, id string, size int64) func(sent int64) {
 	var last time.Time
 	var mu sync.Mutex
-	progress := func(sent int64) {
+	return func(sent int64) {
 		mu.Lock()
 		defer mu.Unlock()
-		if time.Since(last) < 100*time.Millisecond && sent < desc.Size {
+		if time.Since(last) < 100*time.Millisecond && sent < size {
 			return
 		}
 		last = time.Now()
-		rep.send(id, "Pushing", &api.ProgressDetail{Current: sent, Total: desc.Size})
+		rep.send(id, "Pushing", &api.ProgressDetail{Current: sent, Total: size})
 	}
-	var from reference.Named
-	res, err := d.pushBlob(ctx, c, named, desc, regclient.UploadOptions{
-		MountFrom:   mountFrom,
-		Progress:    progress,
-		MountedFrom: func(r reference.Named) { from = r },
-	})
-	if err != nil {
-		return err
-	}
+}
+
+// reportPushed ends a layer's progress as docker words it.
+func reportPushed(rep *pullReporter, id string, res regclient.BlobPush, from reference.Named) {
 	switch {
 	case res == regclient.BlobExists:
 		rep.send(id, "Layer already exists", nil)
@@ -177,6 +201,21 @@ func (d *Daemon) pushLayer(ctx context.Context, c *regclient.Client, named refer
 	default:
 		rep.send(id, "Pushed", nil)
 	}
+}
+
+// pushLayer uploads one layer as stored, reporting docker's per-layer
+// statuses.
+func (d *Daemon) pushLayer(ctx context.Context, c *regclient.Client, named reference.Named, desc ocispec.Descriptor, id string, mountFrom []reference.Named, rep *pullReporter) error {
+	var from reference.Named
+	res, err := d.pushBlob(ctx, c, named, desc, regclient.UploadOptions{
+		MountFrom:   mountFrom,
+		Progress:    layerProgress(rep, id, desc.Size),
+		MountedFrom: func(r reference.Named) { from = r },
+	})
+	if err != nil {
+		return err
+	}
+	reportPushed(rep, id, res, from)
 	return nil
 }
 
@@ -223,17 +262,12 @@ func mountCandidates(img *image.Image, named reference.Named) []reference.Named 
 // registry (GET /v2/ through its basic or token challenge). A refusal is
 // a 500 with docker's wording, as the contract observed.
 func (d *Daemon) RegistryLogin(ctx context.Context, auth registry.AuthConfig) (registry.AuthResponse, error) {
-	creds := regclient.Credentials{Username: auth.Username, Password: auth.Password, RegistryToken: auth.RegistryToken}
-	if creds.Password == "" && auth.IdentityToken != "" {
-		creds.Password = auth.IdentityToken
-	}
-	c := regclient.New(regclient.Options{
-		UserAgent:   "berth/" + runtime.Version(),
-		Credentials: func(string) regclient.Credentials { return creds },
-		MaxAttempts: 2,
-	})
-	if err := c.Login(ctx, auth.ServerAddress); err != nil {
+	creds := regclient.Credentials{Username: auth.Username, Password: auth.Password, RegistryToken: auth.RegistryToken,
+		IdentityToken: auth.IdentityToken}
+	c := d.registryClient(creds, 2)
+	idt, err := c.Login(ctx, auth.ServerAddress)
+	if err != nil {
 		return registry.AuthResponse{}, unclassified{err}
 	}
-	return registry.AuthResponse{Status: "Login Succeeded"}, nil
+	return registry.AuthResponse{Status: "Login Succeeded", IdentityToken: idt}, nil
 }

@@ -104,7 +104,11 @@ func networksOf(c *Container) map[string]*network.EndpointSettings {
 	if mode == "" {
 		mode = "bridge"
 	}
-	return map[string]*network.EndpointSettings{mode: {}}
+	out := map[string]*network.EndpointSettings{mode: {}}
+	for _, a := range c.Networks { // joined with `network connect`
+		out[a.Name] = &network.EndpointSettings{NetworkID: a.NetworkID}
+	}
+	return out
 }
 
 func mountPoints(hc *container.HostConfig) []container.MountPoint {

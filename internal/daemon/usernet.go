@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 
 	"berth/internal/api"
@@ -50,6 +51,9 @@ type userNets struct {
 type userNet struct {
 	info network.Inspect // persisted; Containers is filled at inspect
 	mgr  *berthnet.Manager
+	// defaultBridge marks the stand-in for the default bridge network
+	// that `network connect bridge` joins (see bridgeNet): no DNS.
+	defaultBridge bool
 
 	dnsMu sync.Mutex
 	dns   *berthnet.Resolver // started by the first attach
@@ -96,9 +100,16 @@ func (d *Daemon) newUserNet(info network.Inspect) (*userNet, error) {
 	if len(info.IPAM.Config) == 0 {
 		return nil, fmt.Errorf("network %s has no subnet", info.Name)
 	}
+	var subnet6 netip.Prefix
+	for _, c := range info.IPAM.Config[1:] {
+		if info.EnableIPv6 && c.Subnet.Addr().Is6() {
+			subnet6 = c.Subnet
+		}
+	}
 	mgr, err := berthnet.New(berthnet.Config{
-		BridgeName: "br-" + info.ID[:12], Subnet: info.IPAM.Config[0].Subnet,
+		BridgeName: "br-" + info.ID[:12], Subnet: info.IPAM.Config[0].Subnet, Subnet6: subnet6,
 		StateDir: d.userNetDir(info.ID), NetnsDir: filepath.Join(d.cfg.ExecRoot, "netns"),
+		Internal: info.Internal,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", info.Name, err)
@@ -140,27 +151,47 @@ func (d *Daemon) findUserNet(ref string) (*userNet, error) {
 	return d.findUserNetLocked(ref)
 }
 
-// pickSubnetLocked returns the first /24 of userNetPool no network uses.
+// pickSubnetLocked returns the first /24 of userNetPool that no network
+// uses and no host interface is addressed in (another daemon's bridge, a
+// VPN): a subnet already routed on the host would be unreachable.
 func (d *Daemon) pickSubnetLocked() (netip.Prefix, error) {
+	var onHost []netip.Prefix
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				onHost = append(onHost, p.Masked())
+			}
+		}
+	}
 	base := userNetPool.Addr().As4()
+next:
 	for i := 0; i < 256; i++ {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1], byte(i), 0}), 24)
-		if !d.subnetTakenLocked(p) {
+		for _, h := range onHost {
+			if h.Overlaps(p) {
+				continue next
+			}
+		}
+		if _, taken := d.subnetTakenLocked(p); !taken {
 			return p, nil
 		}
 	}
 	return netip.Prefix{}, errdefs.Unavailable(fmt.Errorf("no free subnet left in %s", userNetPool))
 }
 
-func (d *Daemon) subnetTakenLocked(p netip.Prefix) bool {
+// subnetTakenLocked names the network whose subnet overlaps p.
+func (d *Daemon) subnetTakenLocked(p netip.Prefix) (string, bool) {
+	if d.net != nil && d.net.Subnet().Overlaps(p) {
+		return "the default bridge network's " + d.net.Subnet().String(), true
+	}
 	for _, n := range d.unets.byID {
 		for _, c := range n.info.IPAM.Config {
 			if c.Subnet.Overlaps(p) {
-				return true
+				return fmt.Sprintf("network %s's %s", n.info.Name, c.Subnet), true
 			}
 		}
 	}
-	return false
+	return "", false
 }
 
 // NetworkCreate creates a bridge network; names of the builtin networks and
@@ -186,34 +217,19 @@ func (d *Daemon) NetworkCreate(ctx context.Context, req network.CreateRequest) (
 			return network.CreateResponse{}, errdefs.Conflict(fmt.Errorf("network with name %s already exists", req.Name))
 		}
 	}
-	var cfg network.IPAMConfig
-	if req.IPAM != nil && len(req.IPAM.Config) > 0 {
-		cfg = req.IPAM.Config[0]
-	}
-	if !cfg.Subnet.IsValid() {
-		p, err := d.pickSubnetLocked()
-		if err != nil {
-			return network.CreateResponse{}, err
-		}
-		cfg.Subnet = p
-	} else if d.subnetTakenLocked(cfg.Subnet) {
-		return network.CreateResponse{}, errdefs.Forbidden(fmt.Errorf("invalid pool request: Pool overlaps with other one on this address space"))
-	}
-	cfg.Subnet = cfg.Subnet.Masked()
-	gw := cfg.Subnet.Addr().Next()
-	if cfg.Gateway.IsValid() && cfg.Gateway != gw {
-		// berth's IPAM always gives the bridge the subnet's first address
-		return network.CreateResponse{}, errdefs.InvalidParameter(fmt.Errorf("gateway %s: only the subnet's first address %s is supported", cfg.Gateway, gw))
-	}
-	if cfg.IPRange.IsValid() && cfg.IPRange.Masked() != cfg.Subnet {
-		return network.CreateResponse{}, errdefs.InvalidParameter(fmt.Errorf("ip-range %s: a range smaller than the subnet is not supported", cfg.IPRange))
-	}
-	cfg.Gateway, cfg.IPRange = gw, netip.Prefix{}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return network.CreateResponse{}, err
 	}
 	id := hex.EncodeToString(raw[:])
+	plan, err := planSubnets(req, subnetSource{taken: d.subnetTakenLocked, pick4: d.pickSubnetLocked, seed: id})
+	if err != nil {
+		return network.CreateResponse{}, err
+	}
+	cfgs := []network.IPAMConfig{plan.v4}
+	if plan.v6 != nil {
+		cfgs = append(cfgs, *plan.v6)
+	}
 	labels, opts := req.Labels, req.Options
 	if labels == nil {
 		labels = map[string]string{}
@@ -223,8 +239,8 @@ func (d *Daemon) NetworkCreate(ctx context.Context, req network.CreateRequest) (
 	}
 	info := network.Inspect{Network: network.Network{
 		Name: req.Name, ID: id, Created: time.Now().UTC(), Scope: "local", Driver: "bridge",
-		EnableIPv4: true, Internal: req.Internal, Attachable: req.Attachable,
-		IPAM:    network.IPAM{Driver: "default", Options: map[string]string{}, Config: []network.IPAMConfig{cfg}},
+		EnableIPv4: true, EnableIPv6: plan.v6 != nil, Internal: req.Internal, Attachable: req.Attachable,
+		IPAM:    network.IPAM{Driver: "default", Options: map[string]string{}, Config: cfgs},
 		Options: opts, Labels: labels,
 	}, Containers: map[string]network.EndpointResource{}}
 	n, err := d.newUserNet(info)
@@ -244,10 +260,12 @@ func (d *Daemon) NetworkCreate(ctx context.Context, req network.CreateRequest) (
 	}
 	d.unets.byID[id] = n
 	d.unets.ids.Store(req.Name, id)
+	d.emitNetwork(id, req.Name, events.ActionCreate, "")
 	return network.CreateResponse{ID: id}, nil
 }
 
-// attachedTo lists the running containers attached to n.
+// attachedTo lists the running containers attached to n, as their first
+// network or a joined one.
 func (d *Daemon) attachedTo(n *userNet) map[string]network.EndpointResource {
 	out := map[string]network.EndpointResource{}
 	d.mu.Lock()
@@ -258,13 +276,18 @@ func (d *Daemon) attachedTo(n *userNet) map[string]network.EndpointResource {
 	d.mu.Unlock()
 	for _, c := range cs {
 		c.mu.Lock()
-		mode := string(c.HostConfig.NetworkMode)
-		if (mode == n.info.Name || mode == n.info.ID) && c.Endpoint != nil {
+		for _, m := range d.userNetsOf(c) {
+			if m.netID != n.info.ID || m.ep == nil {
+				continue
+			}
 			er := network.EndpointResource{
 				Name: strings.TrimPrefix(c.Name, "/"), EndpointID: c.ID,
-				IPv4Address: netip.PrefixFrom(c.Endpoint.IP, c.Endpoint.PrefixLen),
+				IPv4Address: netip.PrefixFrom(m.ep.IP, m.ep.PrefixLen),
 			}
-			if mac, err := net.ParseMAC(c.Endpoint.MacAddress); err == nil {
+			if m.ep.IP6.IsValid() {
+				er.IPv6Address = netip.PrefixFrom(m.ep.IP6, m.ep.PrefixLen6)
+			}
+			if mac, err := net.ParseMAC(m.ep.MacAddress); err == nil {
 				er.MacAddress = network.HardwareAddr(mac)
 			}
 			out[c.ID] = er
@@ -366,6 +389,7 @@ func (d *Daemon) removeUserNetLocked(n *userNet) error {
 	}
 	delete(d.unets.byID, n.info.ID)
 	d.unets.ids.Delete(n.info.Name)
+	d.emitNetwork(n.info.ID, n.info.Name, events.ActionDestroy, "")
 	return nil
 }
 
@@ -394,7 +418,10 @@ func (d *Daemon) NetworkPrune(ctx context.Context, f api.Filters) (*network.Prun
 	return rep, nil
 }
 
-var _ api.NetworkBackend = (*Daemon)(nil)
+var (
+	_ api.NetworkBackend   = (*Daemon)(nil)
+	_ api.NetworkConnector = (*Daemon)(nil)
+)
 
 // networkAliases picks the --network-alias values of the container's network.
 func networkAliases(nc *network.NetworkingConfig, mode container.NetworkMode) []string {
@@ -422,54 +449,95 @@ func (d *Daemon) userNetAttached(c *Container, ref string, ep *berthnet.Endpoint
 			return err
 		}
 	}
-	n.dnsMu.Lock()
-	if n.dns == nil {
-		r := &berthnet.Resolver{Lookup: d.dnsLookup(n), Upstream: hostResolvers(), Log: d.log}
-		if err := r.Listen(ep.Gateway); err != nil {
-			n.dnsMu.Unlock()
-			return err
-		}
-		n.dns = r
+	if err := d.ensureDNS(n, ep.Gateway); err != nil {
+		return err
 	}
-	n.dnsMu.Unlock()
-	var b strings.Builder
-	fmt.Fprintf(&b, "nameserver %s\n", ep.Gateway)
-	for _, l := range strings.Split(string(resolvConf(c)), "\n") {
-		if strings.HasPrefix(l, "options ") {
-			b.WriteString(l + "\n")
-		}
-	}
-	if err := os.WriteFile(filepath.Join(d.containerDir(c.ID), "resolv.conf"), []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(d.containerDir(c.ID), "resolv.conf"), embeddedResolvConf(c, ep.Gateway), 0o644); err != nil {
 		return fmt.Errorf("write resolv.conf of %s: %w", c.ID[:12], err)
 	}
 	return nil
 }
 
-// dnsLookup answers names of the running containers on n: name, 12-char
-// and full ID, aliases.
-func (d *Daemon) dnsLookup(n *userNet) func(string) (netip.Addr, bool) {
-	return func(name string) (netip.Addr, bool) {
+// dnsLookup answers, for a client on n, the names of the running
+// containers on n (name, 12-char and full ID, aliases), then those on the
+// client's other user-defined networks, each with its address on the
+// network the name was found on. Only names that are valid DNS labels
+// (RFC 1123: letters, digits, inner hyphens, at most 63) are answered:
+// docker accepts container names like "a_b" or "a.b", but such a name is
+// no host name, and one with a dot would shadow a real domain.
+func (d *Daemon) dnsLookup(n *userNet) func(netip.Addr, string) []netip.Addr {
+	return func(from netip.Addr, name string) []netip.Addr {
+		if !dnsLabel(name) {
+			return nil
+		}
+		type member struct {
+			name, id string
+			nms      []netMember
+		}
 		d.mu.Lock()
 		cs := make([]*Container, 0, len(d.containers))
 		for _, c := range d.containers {
 			cs = append(cs, c)
 		}
 		d.mu.Unlock()
+		ms := make([]member, 0, len(cs))
+		nets := []string{n.info.ID}
 		for _, c := range cs {
 			c.mu.Lock()
-			mode := string(c.HostConfig.NetworkMode)
-			ep := c.Endpoint
-			match := strings.EqualFold(strings.TrimPrefix(c.Name, "/"), name) || c.ID[:12] == name || c.ID == name
-			for _, a := range c.NetworkAliases {
-				match = match || strings.EqualFold(a, name)
-			}
+			nms, cname := d.userNetsOf(c), c.Name
 			c.mu.Unlock()
-			if match && ep != nil && (mode == n.info.Name || mode == n.info.ID) {
-				return ep.IP, true
+			ms = append(ms, member{cname, c.ID, nms})
+			for _, m := range nms {
+				if m.netID == n.info.ID && m.ep != nil && (m.ep.IP == from || m.ep.IP6 == from) {
+					for _, o := range nms {
+						if o.netID != n.info.ID {
+							nets = append(nets, o.netID)
+						}
+					}
+				}
 			}
 		}
-		return netip.Addr{}, false
+		for _, netID := range nets {
+			for _, mb := range ms {
+				for _, m := range mb.nms {
+					if m.netID == netID && m.ep != nil && nameMatches(mb.name, mb.id, m.aliases, name) {
+						if m.ep.IP6.IsValid() {
+							return []netip.Addr{m.ep.IP, m.ep.IP6}
+						}
+						return []netip.Addr{m.ep.IP}
+					}
+				}
+			}
+		}
+		return nil
 	}
+}
+
+// nameMatches reports whether name is a container's name (cname, with its
+// "/"), ID, short ID or one of its aliases.
+func nameMatches(cname, id string, aliases []string, name string) bool {
+	if strings.EqualFold(strings.TrimPrefix(cname, "/"), name) || id[:12] == name || id == name {
+		return true
+	}
+	for _, a := range aliases {
+		if strings.EqualFold(a, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// dnsLabel reports whether s is one RFC 1123 host name label.
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // hostResolvers lists the host's non-loopback nameservers as "ip:53".

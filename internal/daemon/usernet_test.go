@@ -44,3 +44,24 @@ func TestLabelMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestDNSLabel(t *testing.T) {
+	for s, want := range map[string]bool{
+		"web": true, "Web-1": true, "a": true, "0abc": true,
+		"a_b": false, "a.b": false, "-a": false, "a-": false, "": false,
+		"x234567890123456789012345678901234567890123456789012345678901234": false, // 64
+	} {
+		if got := dnsLabel(s); got != want {
+			t.Errorf("dnsLabel(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestNameMatches(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for name, want := range map[string]bool{"web": true, "WEB": true, "0123456789ab": true, id: true, "www": true, "other": false, "0123": false} {
+		if got := nameMatches("/web", id, []string{"www"}, name); got != want {
+			t.Errorf("nameMatches(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

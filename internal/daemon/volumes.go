@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 
 	"berth/internal/api"
 	"berth/internal/errdefs"
+	"berth/internal/image"
 	"berth/internal/volume"
 )
 
@@ -236,8 +238,11 @@ func (d *Daemon) mountVolumes(c *Container, rootfs string) (map[string]string, e
 			"container": c.ID, "destination": vm.Destination, "driver": volume.DriverLocal,
 			"propagation": "", "read/write": fmt.Sprint(vm.RW),
 		})
-		if vm.NoCopy || !c.State.StartedAt.IsZero() {
-			continue // docker copies at the container's first use only
+		// Volumes were populated at create (populateVolumes), except
+		// tmpfs-backed ones, whose content does not outlive their mount:
+		// they get the image's content at the container's first start.
+		if vm.NoCopy || !c.State.StartedAt.IsZero() || !d.ephemeralVolume(vm.Name) {
+			continue
 		}
 		if empty, err := volume.Empty(p); err != nil || !empty {
 			continue
@@ -252,6 +257,97 @@ func (d *Daemon) mountVolumes(c *Container, rootfs string) (map[string]string, e
 		}
 	}
 	return paths, nil
+}
+
+// ephemeralVolume reports whether the volume's content lives only while it
+// is mounted (a tmpfs-backed volume).
+func (d *Daemon) ephemeralVolume(name string) bool {
+	v, err := d.volumes.Get(name)
+	return err == nil && v.Ephemeral()
+}
+
+// populateVolumes copies the image's content at each volume's mount point
+// into the volumes that are still empty, when the container is created, as
+// docker does: `volume inspect`, `cp` and other containers see the content
+// before the first start. The container's rootfs is mounted (for reading,
+// under its directory) only when some volume may need it; tmpfs-backed
+// volumes are left to the first start (mountVolumes).
+func (d *Daemon) populateVolumes(c *Container, img *image.Image) (retErr error) {
+	var todo []VolumeMount
+	for _, vm := range c.Volumes {
+		if vm.Name == "" || vm.NoCopy || d.ephemeralVolume(vm.Name) {
+			continue
+		}
+		todo = append(todo, vm)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	rootfs := filepath.Join(d.containerDir(c.ID), "copy-up")
+	if err := os.MkdirAll(rootfs, 0o700); err != nil {
+		return fmt.Errorf("populate volumes of %s: %w", c.ID[:12], err)
+	}
+	defer os.Remove(rootfs)
+	mounted := false
+	defer func() {
+		if mounted {
+			if err := d.images.UnmountRootfs(rootfs); err != nil && retErr == nil {
+				retErr = fmt.Errorf("populate volumes of %s: %w", c.ID[:12], err)
+			}
+		}
+	}()
+	for _, vm := range todo {
+		if err := d.copyUp(c, vm, img, rootfs, &mounted); err != nil {
+			return fmt.Errorf("populate volume %s at %s: %w", vm.Name, vm.Destination, err)
+		}
+	}
+	return nil
+}
+
+// copyUp copies the image's content at vm.Destination into the volume if
+// the volume is empty and the image has a directory there, mounting the
+// rootfs at rootfs first unless *mounted. A bind-backed volume is mounted
+// only when there is something to copy, as dockerd's copy-up does: one
+// whose device is missing fails here only if the image has content there.
+func (d *Daemon) copyUp(c *Container, vm VolumeMount, img *image.Image, rootfs string, mounted *bool) error {
+	v, err := d.volumes.Get(vm.Name)
+	if err != nil {
+		return err
+	}
+	if !v.Backed() {
+		// the common case, checked without mounting anything
+		if empty, err := volume.Empty(d.volumes.Mountpoint(vm.Name)); err != nil || !empty {
+			return err
+		}
+	}
+	if !*mounted {
+		// Volatile: only read here, and its unmount skips the syncfs of
+		// the host's file system that a plain overlay's costs; the next
+		// mount (the start) clears the volatile marker.
+		if err := d.images.MountRootfsVolatile(c.ID, img, rootfs); err != nil {
+			return fmt.Errorf("mount root filesystem: %w", err)
+		}
+		*mounted = true
+	}
+	src, err := securejoin.SecureJoin(rootfs, vm.Destination)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Lstat(src); err != nil || !st.IsDir() {
+		return nil // nothing (or a file) at the mount point: nothing to copy
+	}
+	// Held under a reference of its own: a bind-backed volume is mounted
+	// for the copy and unmounted after, unless a container holds it.
+	ref := "copy-up-" + c.ID
+	p, err := d.volumes.Mount(vm.Name, ref)
+	if err != nil {
+		return err
+	}
+	defer d.volumes.Unmount(vm.Name, ref)
+	if empty, err := volume.Empty(p); err != nil || !empty {
+		return err
+	}
+	return volume.CopyUp(src, p)
 }
 
 // holdVolumes re-registers a running container's hold on its volumes

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/mount"
 
 	"berth/internal/api"
@@ -65,6 +66,40 @@ func TestMatchLabels(t *testing.T) {
 	} {
 		if got := matchLabels(tc.set["label"], labels); got != tc.want {
 			t.Errorf("matchLabels(%v) = %v, want %v", tc.set, got, tc.want)
+		}
+	}
+}
+
+// TestVolumeEventFilter: volume=NAME keeps only that volume's events, and
+// type/event narrow volume events as they do the others.
+func TestVolumeEventFilter(t *testing.T) {
+	vol := func(name string, action events.Action) events.Message {
+		return events.Message{Type: events.VolumeEventType, Action: action, Actor: events.Actor{ID: name, Attributes: map[string]string{"driver": "local"}}}
+	}
+	ctr := events.Message{Type: events.ContainerEventType, Action: events.ActionStart, Actor: events.Actor{ID: "c1", Attributes: map[string]string{"name": "web"}}}
+	set := func(vals ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, v := range vals {
+			m[v] = true
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		f    api.Filters
+		m    events.Message
+		want bool
+	}{
+		{api.Filters{"volume": set("v1")}, vol("v1", events.ActionMount), true},
+		{api.Filters{"volume": set("v1")}, vol("v2", events.ActionMount), false},
+		{api.Filters{"volume": set("v1")}, ctr, false},
+		{api.Filters{"type": set("volume")}, vol("v2", events.ActionCreate), true},
+		{api.Filters{"type": set("volume")}, ctr, false},
+		{api.Filters{"type": set("volume"), "event": set("destroy", "unmount")}, vol("v1", events.ActionUnmount), true},
+		{api.Filters{"type": set("volume"), "event": set("destroy", "unmount")}, vol("v1", events.ActionMount), false},
+		{api.Filters{"container": set("web")}, vol("v1", events.ActionMount), false},
+	} {
+		if got := matchEvent(tc.m, tc.f); got != tc.want {
+			t.Errorf("matchEvent(%s %s %s, %v) = %v, want %v", tc.m.Type, tc.m.Action, tc.m.Actor.ID, tc.f, got, tc.want)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 )
 
 // DeriveOptions say what a derived image adds to its parent: at most one
@@ -77,7 +78,7 @@ func (s *Store) Derive(ctx context.Context, parent *Image, opts DeriveOptions) (
 		}
 		pr, pw := io.Pipe()
 		go func() {
-			err := archive.WriteTree(ctx, pw, upper, archive.WriteOptions{Whiteouts: true})
+			err := archive.WriteTree(ctx, pw, upper, archive.WriteOptions{Whiteouts: true, Skip: mountTarget, MaxTime: opts.Created})
 			pw.CloseWithError(err)
 			done <- err
 		}()
@@ -118,4 +119,16 @@ func (s *Store) Derive(ctx context.Context, parent *Image, opts DeriveOptions) (
 		return "", err
 	}
 	return p.id, nil
+}
+
+// mountTarget reports the empty files the runtime creates in a container's
+// rootfs as targets of the /etc/hostname, /etc/hosts and /etc/resolv.conf
+// bind mounts. Writes to them go to the daemon's copies, so, as with
+// docker's init layer, a commit (and a RUN step) never includes them.
+func mountTarget(rel string, st *unix.Stat_t) bool {
+	switch rel {
+	case "etc/hostname", "etc/hosts", "etc/resolv.conf":
+		return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0
+	}
+	return false
 }

@@ -18,12 +18,14 @@ import (
 // Resolver is a user-defined network's embedded DNS server. It listens on
 // the network's gateway address, port 53, UDP and TCP, in the host's
 // namespace (containers reach the gateway directly, so no DNAT is needed):
-// A queries for names Lookup knows (container names, short IDs, aliases on
-// this network) are answered from it; every other query is relayed as is to
+// A and AAAA queries for names Lookup knows (container names, short IDs,
+// aliases on this network and on the other networks of the asking
+// container) are answered from it; every other query is relayed as is to
 // the upstream servers (the host's resolv.conf).
 type Resolver struct {
-	// Lookup returns the IPv4 address of a container on this network.
-	Lookup func(name string) (netip.Addr, bool)
+	// Lookup returns the addresses (IPv4 and IPv6) of the container called
+	// name as seen from the client address from; none: an unknown name.
+	Lookup func(from netip.Addr, name string) []netip.Addr
 	// Upstream servers as "ip:53"; empty makes unknown names NXDOMAIN.
 	Upstream []string
 	Log      *slog.Logger
@@ -77,7 +79,7 @@ func (r *Resolver) serveUDP() {
 		}
 		q := append([]byte(nil), buf[:n]...)
 		go func() {
-			if resp := r.answer(q, "udp"); resp != nil {
+			if resp := r.answer(q, "udp", addrOf(from)); resp != nil {
 				r.udp.WriteTo(resp, from)
 			}
 		}()
@@ -103,7 +105,7 @@ func (r *Resolver) serveTCP() {
 				if _, err := io.ReadFull(c, q); err != nil {
 					return
 				}
-				resp := r.answer(q, "tcp")
+				resp := r.answer(q, "tcp", addrOf(c.RemoteAddr()))
 				if resp == nil {
 					return
 				}
@@ -116,8 +118,21 @@ func (r *Resolver) serveTCP() {
 	}
 }
 
-// answer builds the reply to one query message (nil: drop it).
-func (r *Resolver) answer(q []byte, proto string) []byte {
+// addrOf is the IP of a UDP or TCP peer (invalid for anything else).
+func addrOf(a net.Addr) netip.Addr {
+	var ip net.IP
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.TCPAddr:
+		ip = a.IP
+	}
+	addr, _ := netip.AddrFromSlice(ip)
+	return addr.Unmap()
+}
+
+// answer builds the reply to one query message from client (nil: drop it).
+func (r *Resolver) answer(q []byte, proto string, client netip.Addr) []byte {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
 	if err != nil {
@@ -129,15 +144,20 @@ func (r *Resolver) answer(q []byte, proto string) []byte {
 	}
 	qq := qs[0]
 	name := strings.ToLower(strings.TrimSuffix(qq.Name.String(), "."))
-	if ip, ok := r.lookup(name); ok {
+	if ips := r.lookup(client, name); len(ips) > 0 {
 		var rrs []dnsmessage.Resource
-		if qq.Type == dnsmessage.TypeA || qq.Type == dnsmessage.TypeALL {
-			rrs = append(rrs, dnsmessage.Resource{
-				Header: dnsmessage.ResourceHeader{Name: qq.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 600},
-				Body:   &dnsmessage.AResource{A: ip.As4()},
-			})
+		for _, ip := range ips {
+			rh := dnsmessage.ResourceHeader{Name: qq.Name, Class: dnsmessage.ClassINET, TTL: 600}
+			switch {
+			case ip.Is4() && (qq.Type == dnsmessage.TypeA || qq.Type == dnsmessage.TypeALL):
+				rh.Type = dnsmessage.TypeA
+				rrs = append(rrs, dnsmessage.Resource{Header: rh, Body: &dnsmessage.AResource{A: ip.As4()}})
+			case ip.Is6() && (qq.Type == dnsmessage.TypeAAAA || qq.Type == dnsmessage.TypeALL):
+				rh.Type = dnsmessage.TypeAAAA
+				rrs = append(rrs, dnsmessage.Resource{Header: rh, Body: &dnsmessage.AAAAResource{AAAA: ip.As16()}})
+			}
 		}
-		// AAAA and others for a known name: NOERROR with no records
+		// other types for a known name: NOERROR with no records
 		return reply(h, qs, dnsmessage.RCodeSuccess, rrs)
 	}
 	if len(r.Upstream) == 0 || !strings.Contains(name, ".") {
@@ -153,11 +173,11 @@ func (r *Resolver) answer(q []byte, proto string) []byte {
 	return reply(h, qs, dnsmessage.RCodeServerFailure, nil)
 }
 
-func (r *Resolver) lookup(name string) (netip.Addr, bool) {
+func (r *Resolver) lookup(client netip.Addr, name string) []netip.Addr {
 	if r.Lookup == nil || name == "" {
-		return netip.Addr{}, false
+		return nil
 	}
-	return r.Lookup(name)
+	return r.Lookup(client, name)
 }
 
 func reply(h dnsmessage.Header, qs []dnsmessage.Question, rc dnsmessage.RCode, rrs []dnsmessage.Resource) []byte {

@@ -22,11 +22,16 @@ func query(t *testing.T, name string, typ dnsmessage.Type) []byte {
 
 func TestResolverAnswer(t *testing.T) {
 	web := netip.MustParseAddr("10.210.3.7")
-	r := &Resolver{Lookup: func(n string) (netip.Addr, bool) {
-		if n == "web" || n == "web-alias" {
-			return web, true
+	web6 := netip.MustParseAddr("fd00:1::7")
+	client := netip.MustParseAddr("10.210.3.9")
+	r := &Resolver{Lookup: func(from netip.Addr, n string) []netip.Addr {
+		if from != client {
+			return nil // names answer only for the network's containers
 		}
-		return netip.Addr{}, false
+		if n == "web" || n == "web-alias" {
+			return []netip.Addr{web, web6}
+		}
+		return nil
 	}}
 	cases := []struct {
 		name    string
@@ -36,13 +41,14 @@ func TestResolverAnswer(t *testing.T) {
 	}{
 		{"web.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, 1},
 		{"WEB-Alias.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, 1},
-		{"web.", dnsmessage.TypeAAAA, dnsmessage.RCodeSuccess, 0},
+		{"web.", dnsmessage.TypeAAAA, dnsmessage.RCodeSuccess, 1},
+		{"web.", dnsmessage.TypeMX, dnsmessage.RCodeSuccess, 0},
 		{"nosuch.", dnsmessage.TypeA, dnsmessage.RCodeNameError, 0},
 		// no upstream configured: never leaves the host
 		{"example.com.", dnsmessage.TypeA, dnsmessage.RCodeNameError, 0},
 	}
 	for _, c := range cases {
-		resp := r.answer(query(t, c.name, c.typ), "udp")
+		resp := r.answer(query(t, c.name, c.typ), "udp", client)
 		var m dnsmessage.Message
 		if err := m.Unpack(resp); err != nil {
 			t.Fatalf("%s: unpack reply: %v", c.name, err)
@@ -51,14 +57,20 @@ func TestResolverAnswer(t *testing.T) {
 			t.Fatalf("%s %v: reply id=%x response=%v rcode=%v answers=%d; want rcode %v, %d answers",
 				c.name, c.typ, m.ID, m.Response, m.RCode, len(m.Answers), c.rcode, c.answers)
 		}
-		if c.answers == 1 {
+		if c.answers == 1 && c.typ == dnsmessage.TypeA {
 			a, ok := m.Answers[0].Body.(*dnsmessage.AResource)
 			if !ok || netip.AddrFrom4(a.A) != web {
 				t.Fatalf("%s: answer %v, want A %s", c.name, m.Answers[0].Body, web)
 			}
 		}
+		if c.answers == 1 && c.typ == dnsmessage.TypeAAAA {
+			a, ok := m.Answers[0].Body.(*dnsmessage.AAAAResource)
+			if !ok || netip.AddrFrom16(a.AAAA) != web6 {
+				t.Fatalf("%s: answer %v, want AAAA %s", c.name, m.Answers[0].Body, web6)
+			}
+		}
 	}
-	if r.answer([]byte{1, 2, 3}, "udp") != nil {
+	if r.answer([]byte{1, 2, 3}, "udp", client) != nil {
 		t.Fatal("garbage query got a reply")
 	}
 }

@@ -106,6 +106,9 @@ func (a *ipam) Release(id string) error {
 }
 
 func isBroadcast(p netip.Prefix, ip netip.Addr) bool {
+	if !ip.Is4() {
+		return false // IPv6 has no broadcast address
+	}
 	b := ip.As4()
 	n := p.Masked().Addr().As4()
 	hostBits := 32 - p.Bits()

@@ -11,12 +11,18 @@
 //	                                // (first time), a netns bind-mounted at
 //	                                // <NetnsDir>/<id>, veth, address, routes, DNAT
 //	spec joins ep.NetnsPath         // the runtime enters the prepared namespace
+//	m2.Join(id, ep.NetnsPath)       // another network: one more interface (join.go)
+//	m2.Leave(id)                    // network disconnect, or before the Detach
 //	m.Detach(id)                    // after the exit: rules, veth, netns, address
 //	m.Remove()                      // the network goes away: table and bridge
 //
-// State on disk: <StateDir>/ipam.json (address leases, see ipam). Everything
-// else is found again from the kernel: the table by name, rules by their
-// user data, veths by a name derived from the container ID.
+// A dual-stack network (Config.Subnet6, ipv6.go) adds IPv6 addresses and
+// routes; an internal one (Config.Internal) has no outbound masquerade.
+//
+// State on disk: <StateDir>/ipam.json (address leases, see ipam; ipam6.json
+// for IPv6). Everything else is found again from the kernel: the table by
+// name, rules by their user data, veths by a name derived from the
+// container ID.
 package network
 
 import (
@@ -58,6 +64,14 @@ type Config struct {
 	StateDir string
 	// NetnsDir holds the containers' netns bind mounts (<exec-root>/netns).
 	NetnsDir string
+	// Subnet6 is the IPv6 subnet of a dual-stack network (invalid: IPv4
+	// only). The bridge takes its first host address; containers get an
+	// address, and a default route when they join it first. There is no
+	// IPv6 NAT: published ports and masquerade are IPv4 only.
+	Subnet6 netip.Prefix
+	// Internal networks have no outbound masquerade and publish no ports
+	// (their containers get no default route either, see Isolate).
+	Internal bool
 }
 
 // Endpoint is a container's attachment to the bridge.
@@ -69,6 +83,13 @@ type Endpoint struct {
 	MacAddress string
 	HostVeth   string
 	Ports      []Mapping
+	// IP6 is the address on a dual-stack network (zero otherwise).
+	IP6        netip.Addr `json:",omitzero"`
+	PrefixLen6 int        `json:",omitempty"`
+	Gateway6   netip.Addr `json:",omitzero"`
+	// Ifname is the interface inside the namespace: eth0 for Attach
+	// (empty in records of older daemons), ethN for Join.
+	Ifname string `json:",omitempty"`
 }
 
 // Manager owns one bridge network. Its methods are safe for concurrent use.
@@ -76,6 +97,7 @@ type Manager struct {
 	cfg   Config
 	table string
 	ipam  *ipam
+	ipam6 *ipam // nil: IPv4 only
 	rules *ruleset
 
 	mu       sync.Mutex
@@ -107,13 +129,23 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	var a6 *ipam
+	if cfg.Subnet6.IsValid() {
+		if !cfg.Subnet6.Addr().Is6() || cfg.Subnet6.Bits() > 120 {
+			return nil, errdefs.InvalidParameter(fmt.Errorf("IPv6 subnet %s: an IPv6 subnet of at least a /120 is needed", cfg.Subnet6))
+		}
+		cfg.Subnet6 = cfg.Subnet6.Masked()
+		if a6, err = loadIPAM(filepath.Join(cfg.StateDir, "ipam6.json"), cfg.Subnet6); err != nil {
+			return nil, err
+		}
+	}
 	table := "berth"
 	if cfg.BridgeName != DefaultBridgeName {
 		table = "berth-" + cfg.BridgeName
 	}
 	return &Manager{
-		cfg: cfg, table: table, ipam: a,
-		rules:    newRuleset(table, cfg.BridgeName, cfg.Subnet),
+		cfg: cfg, table: table, ipam: a, ipam6: a6,
+		rules:    newRuleset(table, cfg.BridgeName, cfg.Subnet, cfg.Internal),
 		reserved: map[string]reservation{},
 	}, nil
 }
@@ -123,6 +155,9 @@ func (m *Manager) BridgeName() string { return m.cfg.BridgeName }
 
 // Table is the name of the network's nftables table (family inet).
 func (m *Manager) Table() string { return m.table }
+
+// Subnet is the network's IPv4 subnet.
+func (m *Manager) Subnet() netip.Prefix { return m.cfg.Subnet }
 
 // Gateway is the bridge's address.
 func (m *Manager) Gateway() netip.Addr { return gatewayOf(m.cfg.Subnet) }
@@ -149,9 +184,28 @@ func (m *Manager) ensure() error {
 			return fmt.Errorf("look up bridge %s: %w", m.cfg.BridgeName, err)
 		}
 	}
+	// A bridge without an address of its own takes the lowest MAC of its
+	// ports, so a new veth could change the gateway's MAC under the
+	// containers' ARP caches (their traffic to the gateway, DNS included,
+	// would be lost until the entries expire). A set address sticks.
+	g4 := m.Gateway().As4()
+	if mac := (net.HardwareAddr{0x02, 0x42, g4[0], g4[1], g4[2], g4[3]}); br.Attrs().HardwareAddr.String() != mac.String() {
+		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
+			return fmt.Errorf("set the MAC address of bridge %s: %w", m.cfg.BridgeName, err)
+		}
+	}
 	gw := &netlink.Addr{IPNet: &net.IPNet{IP: m.Gateway().AsSlice(), Mask: net.CIDRMask(m.cfg.Subnet.Bits(), 32)}}
 	if err := netlink.AddrReplace(br, gw); err != nil {
 		return fmt.Errorf("address bridge %s with %s: %w", m.cfg.BridgeName, gw, err)
+	}
+	if m.ipam6 != nil {
+		if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv6/conf", m.cfg.BridgeName, "disable_ipv6"), []byte("0"), 0o644); err != nil {
+			return fmt.Errorf("enable IPv6 on %s: %w", m.cfg.BridgeName, err)
+		}
+		gw6 := v6Addr(gatewayOf(m.cfg.Subnet6), m.cfg.Subnet6.Bits())
+		if err := netlink.AddrReplace(br, gw6); err != nil {
+			return fmt.Errorf("address bridge %s with %s: %w", m.cfg.BridgeName, gw6, err)
+		}
 	}
 	if err := netlink.LinkSetUp(br); err != nil {
 		return fmt.Errorf("bring up bridge %s: %w", m.cfg.BridgeName, err)
@@ -190,6 +244,9 @@ func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, ret
 	if err := m.ensure(); err != nil {
 		return nil, err
 	}
+	if m.cfg.Internal && len(bindings) > 0 {
+		return nil, errdefs.InvalidParameter(errors.New("an internal network publishes no ports: remove -p/-P or use another network"))
+	}
 	ms, res, err := reserve(bindings)
 	if err != nil {
 		return nil, err
@@ -206,7 +263,10 @@ func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, ret
 	}
 	ep = &Endpoint{
 		NetnsPath: m.NetnsPath(id), IP: ip, PrefixLen: m.cfg.Subnet.Bits(), Gateway: m.Gateway(),
-		HostVeth: hostVethName(id), Ports: ms,
+		HostVeth: hostVethName(id), Ports: ms, Ifname: "eth0",
+	}
+	if err := m.allocate6(id, ep); err != nil {
+		return nil, err
 	}
 	a4 := ip.As4()
 	mac := net.HardwareAddr{0x02, 0x42, a4[0], a4[1], a4[2], a4[3]}
@@ -288,6 +348,11 @@ func configureInside(ns netns.NsHandle, ep *Endpoint) error {
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: ep.Gateway.AsSlice()}); err != nil {
 		return fmt.Errorf("default route via %s: %w", ep.Gateway, err)
 	}
+	if ep.IP6.IsValid() {
+		if err := address6(ns, h, eth0, ep, true); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -326,6 +391,11 @@ func (m *Manager) cleanup(id string) error {
 	}
 	if err := m.ipam.Release(id); err != nil {
 		errs = append(errs, err)
+	}
+	if m.ipam6 != nil {
+		if err := m.ipam6.Release(id); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

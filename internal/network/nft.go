@@ -19,17 +19,25 @@ import (
 //	    ip saddr <subnet> oifname != <bridge> masquerade             outbound
 //	    ip saddr 127.0.0.0/8 oifname <bridge> masquerade             host loopback -> container (route_localnet)
 //	    ip saddr <subnet> oifname <bridge> ct status dnat masquerade hairpin via a published port
+//	chain forward     { type filter hook forward priority filter }  isolation, as dockerd's
+//	    oifname <bridge> iifname != <bridge> ct state established,related accept  replies
+//	    oifname <bridge> iifname != <bridge> ct status dnat accept                published ports
+//	    oifname <bridge> iifname != <bridge> drop          no routing in from other networks
+//	    iifname <bridge> oifname != <bridge> drop          internal networks only: nor out
 //
 // A container's DNAT rules carry its ID as user data, so they are found and
 // deleted without any other bookkeeping, even by a restarted daemon.
 type ruleset struct {
 	table             *nftables.Table
 	pre, output, post *nftables.Chain
+	forward           *nftables.Chain
 	bridge            string
 	subnet            netip.Prefix
+	// internal: no outbound masquerade (an --internal network)
+	internal bool
 }
 
-func newRuleset(table, bridge string, subnet netip.Prefix) *ruleset {
+func newRuleset(table, bridge string, subnet netip.Prefix, internal bool) *ruleset {
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	nat := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		return &nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: prio}
@@ -39,8 +47,11 @@ func newRuleset(table, bridge string, subnet netip.Prefix) *ruleset {
 		pre:    nat("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest),
 		output: nat("output", nftables.ChainHookOutput, nftables.ChainPriorityNATDest),
 		post:   nat("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource),
-		bridge: bridge,
-		subnet: subnet.Masked(),
+		forward: &nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter},
+		bridge:   bridge,
+		subnet:   subnet.Masked(),
+		internal: internal,
 	}
 }
 
@@ -53,12 +64,23 @@ func (r *ruleset) install() error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	c.AddTable(r.table) // no-ops for what exists
-	for _, ch := range []*nftables.Chain{r.pre, r.output, r.post} {
+	for _, ch := range []*nftables.Chain{r.pre, r.output, r.post, r.forward} {
 		c.AddChain(ch)
 	}
 	c.FlushChain(r.post)
+	c.FlushChain(r.forward)
+	in := cat(ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpEq), ifname(expr.MetaKeyIIFNAME, r.bridge, expr.CmpOpNeq))
+	c.AddRule(&nftables.Rule{Table: r.table, Chain: r.forward, Exprs: cat(in, ctEstablished(), verdict(expr.VerdictAccept))})
+	c.AddRule(&nftables.Rule{Table: r.table, Chain: r.forward, Exprs: cat(in, ctDNAT(), verdict(expr.VerdictAccept))})
+	c.AddRule(&nftables.Rule{Table: r.table, Chain: r.forward, Exprs: cat(in, verdict(expr.VerdictDrop))})
+	if r.internal {
+		out := cat(ifname(expr.MetaKeyIIFNAME, r.bridge, expr.CmpOpEq), ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpNeq))
+		c.AddRule(&nftables.Rule{Table: r.table, Chain: r.forward, Exprs: cat(out, verdict(expr.VerdictDrop))})
+	}
 	src := ipSaddrIn(r.subnet)
-	c.AddRule(&nftables.Rule{Table: r.table, Chain: r.post, Exprs: cat(src, ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpNeq), masq())})
+	if !r.internal {
+		c.AddRule(&nftables.Rule{Table: r.table, Chain: r.post, Exprs: cat(src, ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpNeq), masq())})
+	}
 	c.AddRule(&nftables.Rule{Table: r.table, Chain: r.post, Exprs: cat(ipSaddrIn(netip.MustParsePrefix("127.0.0.0/8")), ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpEq), masq())})
 	c.AddRule(&nftables.Rule{Table: r.table, Chain: r.post, Exprs: cat(src, ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpEq), ctDNAT(), masq())})
 	if err := c.Flush(); err != nil {
@@ -184,6 +206,18 @@ func ifname(key expr.MetaKey, name string, op expr.CmpOp) []expr.Any {
 }
 
 func masq() []expr.Any { return []expr.Any{&expr.Masq{}} }
+
+func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
+
+// ctEstablished matches packets of known connections (replies).
+func ctEstablished() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
 
 // ctDNAT matches connections whose destination was rewritten.
 func ctDNAT() []expr.Any {

@@ -56,12 +56,12 @@ func Isolate(ep *Endpoint) error {
 		return fmt.Errorf("netlink in netns %s: %w", ep.NetnsPath, err)
 	}
 	defer h.Close()
-	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	routes, err := h.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("list routes in netns %s: %w", ep.NetnsPath, err)
 	}
 	for _, r := range routes {
-		if r.Dst == nil || r.Dst.String() == "0.0.0.0/0" {
+		if r.Dst == nil || r.Dst.String() == "0.0.0.0/0" || r.Dst.String() == "::/0" {
 			if err := h.RouteDel(&r); err != nil {
 				return fmt.Errorf("delete default route in netns %s: %w", ep.NetnsPath, err)
 			}

@@ -42,6 +42,13 @@ func run(mode string, syncFD int) error {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 	}
 	unix.Umask(0)
+	if c.Unshare != 0 {
+		// Step 2b (a user namespace joined by path). With a new PID
+		// namespace this process exits here; the init it forked goes on.
+		if err := unshareNamespaces(&c, mode, syncFD); err != nil {
+			return err
+		}
+	}
 
 	// Step 3.
 	if c.Process.OOMScoreAdj != nil {

@@ -20,6 +20,13 @@
 //     a goroutine to a thread, setns(CLONE_NEWPID) on it and forks from that
 //     thread; the goroutine exits still locked, so the tainted thread dies.
 //     New namespaces are clone flags (+ uid/gid maps for a user namespace).
+//     A user namespace to join (spec path, or exec into a container that has
+//     one) is joined by the "userns helper" (internal/runtime/usernshelper.go),
+//     a tiny static program exec'd first: setns(CLONE_NEWUSER), become uid
+//     and gid 0 there, exec the child. Its failure comes back on the sync
+//     socket as a 4-byte status naming the step and errno (HelperFailure).
+//     With a joined user namespace the new namespaces are not clone flags
+//     (they would belong to the host's user namespace) but Config.Unshare.
 //  3. Moves the child into the container's cgroups and writes the limits.
 //  4. Sends the Config (spec, fds of namespaces to join) and serves the
 //     child's requests: run createRuntime/prestart hooks, take the console.
@@ -29,6 +36,16 @@
 //     With a new user namespace the fork made us root in it first (a host
 //     uid left unmapped would lose every capability at the re-exec).
 //  2. Read the Config from the sync socket; non-dumpable; umask 0.
+//     2b. Only with Config.Unshare (user namespace joined by path): unshare
+//     those namespaces (mnt, uts, ipc, net, pid, ...) now that we are root
+//     of the joined user namespace, so it owns them. A new PID namespace
+//     applies to children only: fork the init with CLONE_PARENT (so it is
+//     the runtime's child), send MsgForked with its pid and exit; the
+//     parent sends the init the Config again (without Unshare) and the
+//     init, pid 1 of the new namespace, starts over at step 1. Namespaces
+//     joined by path (step 4) are then entered with the capabilities of the
+//     joined user namespace: one it does not own (say, the host's network
+//     namespace) is refused with EPERM, as setns requires.
 //  3. oom_score_adj (EPERM tolerated for negative values).
 //  4. unshare(CLONE_FS), setns into the namespaces given by fd (ipc, uts, net,
 //     cgroup, mnt); unshare(CLONE_NEWCGROUP) now that the parent placed us in

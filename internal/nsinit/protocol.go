@@ -24,6 +24,12 @@ type Config struct {
 	// UnshareCgroupNS: create a cgroup namespace after the parent moved us
 	// into the container's cgroups (so that becomes its root).
 	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
+	// Unshare (init, with a user namespace joined by path): the clone
+	// flags of the namespaces to create, which the child unshares itself
+	// after the userns helper joined the user namespace, so that they are
+	// owned by it. With CLONE_NEWPID (or CLONE_NEWTIME, which also only
+	// applies to children) the child forks the init and reports MsgForked.
+	Unshare int `json:"unshare,omitempty"`
 	// NewUTS: the UTS namespace is the container's own, new or joined by
 	// path (hostname allowed).
 	NewUTS bool `json:"newUTS,omitempty"`
@@ -72,6 +78,7 @@ const (
 	MsgHooksDone = "hooks-done" // parent → child
 	MsgConsole   = "console"    // child → parent, with the pty master attached
 	MsgCreated   = "created"    // init → parent: waiting on exec.fifo
+	MsgForked    = "forked"     // child → parent: Pid is the init it forked; send it the Config again
 	MsgError     = "error"      // either way
 )
 
@@ -102,9 +109,22 @@ func WriteFrame(fd int, v any, attach int) error {
 	return nil
 }
 
+// HelperFailure is what the userns helper (internal/runtime) writes on the
+// sync socket instead of a frame when one of its steps fails: 4 bytes,
+// 0xff, the step number and the errno (16 bits, little endian). No frame
+// starts with 0xff (that would be a body over 4 GiB - 16 MiB).
+type HelperFailure struct {
+	Step  int
+	Errno unix.Errno
+}
+
+func (f *HelperFailure) Error() string {
+	return fmt.Sprintf("user namespace helper step %d: %v", f.Step, f.Errno)
+}
+
 // ReadFrame reads one frame into v. It returns a received fd, or -1.
 // It returns io.EOF when the peer closed the socket (for an exec child: the
-// execve succeeded).
+// execve succeeded), and a *HelperFailure for the userns helper's status.
 func ReadFrame(fd int, v any) (int, error) {
 	head := make([]byte, 4)
 	oob := make([]byte, unix.CmsgSpace(4*4))
@@ -136,6 +156,9 @@ func ReadFrame(fd int, v any) (int, error) {
 			}
 		}
 		got += n
+	}
+	if head[0] == 0xff {
+		return received, &HelperFailure{Step: int(head[1]), Errno: unix.Errno(binary.LittleEndian.Uint16(head[2:]))}
 	}
 	body := make([]byte, binary.BigEndian.Uint32(head))
 	for got = 0; got < len(body); {

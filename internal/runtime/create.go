@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"syscall"
 	"time"
 
@@ -80,6 +81,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (pid int, retErr error) {
 		return 0, errdefs.InvalidParameter(fmt.Errorf("rootfs %s: %w", rootfs, err))
 	}
 
+	var keepMounts []int
+	if !hasNamespace(spec, specs.MountNamespace) {
+		// The init will mount in our namespace: note what is there now.
+		if keepMounts, err = mountsUnder(rootfs); err != nil {
+			return 0, err
+		}
+	}
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if os.IsExist(err) {
@@ -92,6 +100,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (pid int, retErr error) {
 		if retErr != nil {
 			if cg != nil {
 				_ = cg.Destroy()
+			}
+			if !hasNamespace(spec, specs.MountNamespace) {
+				// The init (killed and reaped by now) mounted in our
+				// mount namespace; nothing else would unmount.
+				if err := unmountUnder(rootfs, keepMounts); err != nil {
+					slog.Warn("failed create: unmount the rootfs", "id", id, "err", err)
+				}
 			}
 			os.RemoveAll(dir)
 		}
@@ -116,6 +131,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (pid int, retErr error) {
 		Rootfs:      rootfs,
 		CgroupsPath: spec.Linux.CgroupsPath,
 		Spec:        spec,
+		KeepMounts:  keepMounts,
 	}
 	cfg := &nsinit.Config{
 		Mode: nsinit.ModeInit, ID: id, Bundle: bundle, Rootfs: rootfs,
@@ -141,8 +157,17 @@ func (r *Runtime) Create(id string, o CreateOpts) (pid int, retErr error) {
 		case ns.Type == specs.PIDNamespace:
 			l.pidNS = ns.Path
 		case ns.Type == specs.UserNamespace:
-			return 0, errdefs.NotImplemented(fmt.Errorf("joining the existing user namespace %s is not supported: "+
-				"Go cannot setns a multi-threaded process into a user namespace", ns.Path))
+			// Joined first, by the userns helper (see usernshelper.go).
+			if !usernsHelperSupported() {
+				return 0, errdefs.NotImplemented(fmt.Errorf("joining the user namespace %s: Go cannot setns a "+
+					"multi-threaded process into one, and berth has no user namespace helper for %s", ns.Path, goruntime.GOARCH))
+			}
+			f, err := os.Open(ns.Path)
+			if err != nil {
+				return 0, errdefs.InvalidParameter(fmt.Errorf("user namespace path: %w", err))
+			}
+			defer f.Close()
+			l.userNS = f
 		default:
 			f, err := os.Open(ns.Path)
 			if err != nil {
@@ -160,6 +185,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (pid int, retErr error) {
 		}
 	}
 	cfg.HostMountNS = !hasNamespace(spec, specs.MountNamespace)
+	if l.userNS != nil {
+		// Namespaces created by clone would belong to our user namespace,
+		// not the joined one: the child unshares them after joining it.
+		cfg.Unshare = int(l.cloneflags)
+		l.cloneflags = 0
+	}
 	if l.cloneflags&unix.CLONE_NEWUSER != 0 {
 		for _, m := range spec.Linux.UIDMappings {
 			l.uidMaps = append(l.uidMaps, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})

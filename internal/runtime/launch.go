@@ -84,7 +84,7 @@ func (r *Runtime) start(l *launch) (_ *os.Process, retErr error) {
 		}
 		userFD := next(l.userNS)
 		helperFD := next(helper)
-		args = append([]string{"berth-userns", strconv.Itoa(userFD), path}, args...)
+		args = append([]string{"berth-userns", strconv.Itoa(userFD), strconv.Itoa(syncFD), path}, args...)
 		path = "/proc/self/fd/" + strconv.Itoa(helperFD)
 	}
 
@@ -146,11 +146,20 @@ func (r *Runtime) start(l *launch) (_ *os.Process, retErr error) {
 		}
 	}
 	if err := nsinit.WriteFrame(parentSock, l.cfg, -1); err != nil {
+		// A userns helper that failed wrote why before it exited.
+		var hf *nsinit.HelperFailure
+		if _, rerr := nsinit.ReadFrame(parentSock, &nsinit.Msg{}); errors.As(rerr, &hf) {
+			return nil, helperError(hf)
+		}
 		return nil, fmt.Errorf("send config to container process: %w", err)
 	}
 	for {
 		var m nsinit.Msg
 		fd, err := nsinit.ReadFrame(parentSock, &m)
+		var hf *nsinit.HelperFailure
+		if errors.As(err, &hf) {
+			return nil, helperError(hf)
+		}
 		if errors.Is(err, io.EOF) {
 			if l.cfg.Mode == nsinit.ModeExec {
 				return proc, nil // execve closed the socket
@@ -184,6 +193,23 @@ func (r *Runtime) start(l *launch) (_ *os.Process, retErr error) {
 			}
 			if err := handConsole(os.NewFile(uintptr(fd), "/dev/ptmx"), l.io); err != nil {
 				return nil, err
+			}
+		case nsinit.MsgForked:
+			// The child (in a joined user namespace) unshared a new PID
+			// namespace and forked the init into it as our child
+			// (CLONE_PARENT); it exits now. The init reads the Config
+			// again, without the namespaces to unshare.
+			stage1 := proc
+			_, _ = stage1.Wait()
+			initProc, err := os.FindProcess(m.Pid)
+			if err != nil {
+				return nil, fmt.Errorf("container init %d: %w", m.Pid, err)
+			}
+			proc = initProc
+			cfg := *l.cfg
+			cfg.Unshare = 0
+			if err := nsinit.WriteFrame(parentSock, &cfg, -1); err != nil {
+				return nil, fmt.Errorf("send config to container init: %w", err)
 			}
 		case nsinit.MsgCreated:
 			if l.ready != nil {

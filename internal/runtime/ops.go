@@ -129,7 +129,7 @@ func (r *Runtime) destroy(st *state) error {
 	if st.Spec.Linux != nil && !hasNamespace(st.Spec, specs.MountNamespace) {
 		// Its mounts were made in our mount namespace; nothing else
 		// would ever remove them.
-		if err := unmountUnder(st.Rootfs); err != nil {
+		if err := unmountUnder(st.Rootfs, st.KeepMounts); err != nil {
 			return fmt.Errorf("unmount the rootfs of %s: %w", st.ID, err)
 		}
 	}
@@ -146,8 +146,23 @@ func (r *Runtime) destroy(st *state) error {
 	return nil
 }
 
-// unmountUnder detaches every mount at or below dir, deepest first.
-func unmountUnder(dir string) error {
+// mountsUnder returns the ids of the mounts at or below dir.
+func mountsUnder(dir string) ([]int, error) {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return nil, fmt.Errorf("mounts under %s: %w", dir, err)
+	}
+	ids := make([]int, len(mounts))
+	for i, m := range mounts {
+		ids[i] = m.ID
+	}
+	return ids, nil
+}
+
+// unmountUnder detaches every mount at or below dir but those in keep,
+// deepest first. A mount in keep is under the ones stacked on it at the
+// same path, so one detach per other mount there removes just those.
+func unmountUnder(dir string, keep []int) error {
 	if dir == "" || dir == "/" {
 		return nil
 	}
@@ -155,8 +170,15 @@ func unmountUnder(dir string) error {
 	if err != nil {
 		return err
 	}
+	kept := map[int]bool{}
+	for _, id := range keep {
+		kept[id] = true
+	}
 	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
 	for _, m := range mounts {
+		if kept[m.ID] {
+			continue
+		}
 		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
 		}

@@ -89,6 +89,10 @@ type state struct {
 	CgroupsPath string      `json:"cgroupsPath"`
 	Paused      bool        `json:"paused,omitempty"`
 	Spec        *specs.Spec `json:"spec"`
+	// KeepMounts (no mount namespace): ids of the mounts at or under the
+	// rootfs before create (an engine's overlay, say), which delete must
+	// leave; the others are the container's.
+	KeepMounts []int `json:"keepMounts,omitempty"`
 }
 
 var validID = regexp.MustCompile(`^[\w+\-.]+$`)

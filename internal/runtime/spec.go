@@ -35,7 +35,9 @@ func validate(s *specs.Spec) error {
 		return err
 	}
 	seen := map[specs.LinuxNamespaceType]bool{}
+	newUser := false
 	for _, ns := range s.Linux.Namespaces {
+		newUser = newUser || (ns.Type == specs.UserNamespace && ns.Path == "")
 		if _, ok := cloneFlags[ns.Type]; !ok {
 			return fmt.Errorf("unknown namespace type %q", ns.Type)
 		}
@@ -53,8 +55,9 @@ func validate(s *specs.Spec) error {
 	if (s.Hostname != "" || s.Domainname != "") && !seen[specs.UTSNamespace] {
 		return errors.New("hostname and domainname need a new UTS namespace")
 	}
-	if seen[specs.UserNamespace] && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0) {
-		return errors.New("a user namespace needs uidMappings and gidMappings")
+	// A joined user namespace has its mappings already; the spec's are moot.
+	if newUser && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0) {
+		return errors.New("a new user namespace needs uidMappings and gidMappings")
 	}
 	for _, m := range s.Mounts {
 		if m.Destination == "" {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +16,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"berth/internal/errdefs"
 	"berth/internal/fixture"
+	"berth/internal/nsinit"
 )
 
 func requireHelper(t *testing.T) {
@@ -30,19 +33,50 @@ func TestUsernsHelperELFLayout(t *testing.T) {
 	if !bytes.HasPrefix(b, []byte("\x7fELF\x02\x01\x01")) || len(b) != 64+56+len(usernsHelperCode) {
 		t.Fatalf("bad ELF header or size %d", len(b))
 	}
-	if len(usernsHelperCode) != 0x99 {
-		t.Errorf("code is %#x bytes, the jump offsets assume 0x99", len(usernsHelperCode))
+}
+
+// The bytes are the assembly of usernsHelperAsm (where binutils is here).
+func TestUsernsHelperMatchesSource(t *testing.T) {
+	as, err1 := exec.LookPath("as")
+	objcopy, err2 := exec.LookPath("objcopy")
+	if err1 != nil || err2 != nil || goruntime.GOARCH != "amd64" {
+		t.Skip("needs GNU as and objcopy for x86-64 (binutils) to reassemble the helper")
+	}
+	dir := t.TempDir()
+	src, obj, bin := filepath.Join(dir, "h.s"), filepath.Join(dir, "h.o"), filepath.Join(dir, "h.bin")
+	if err := os.WriteFile(src, []byte(usernsHelperAsm), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(as, "--64", "-o", obj, src).CombinedOutput(); err != nil {
+		t.Fatalf("as: %v: %s", err, out)
+	}
+	if out, err := exec.Command(objcopy, "-O", "binary", "-j", ".text", obj, bin).CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v: %s", err, out)
+	}
+	got, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, usernsHelperCode) {
+		t.Errorf("usernsHelperCode differs from the assembled source:\n got %x\nwant %x", usernsHelperCode, got)
 	}
 }
 
-// runHelper runs the helper from its sealed memfd with fd 3 = ns (if any).
-func runHelper(t *testing.T, ns *os.File, args ...string) (string, int) {
+// runHelper runs the helper from its sealed memfd with fd 3 = ns (or
+// /dev/null), fd 5 = a pipe for its failure status. It returns the output,
+// the exit status and the status bytes.
+func runHelper(t *testing.T, ns *os.File, args ...string) (string, int, []byte) {
 	t.Helper()
 	helper, err := usernsHelperFile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra := []*os.File{ns, helper}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	extra := []*os.File{ns, helper, pw}
 	if ns == nil {
 		null, _ := os.Open(os.DevNull)
 		defer null.Close()
@@ -50,13 +84,15 @@ func runHelper(t *testing.T, ns *os.File, args ...string) (string, int) {
 	}
 	cmd := &exec.Cmd{Path: "/proc/self/fd/4", Args: append([]string{"berth-userns"}, args...), ExtraFiles: extra}
 	out, err := cmd.CombinedOutput()
+	pw.Close()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return string(out), code
+	status, _ := io.ReadAll(pr)
+	return string(out), code, status
 }
 
 // The helper joins a user namespace, becomes its root and execs.
@@ -78,25 +114,59 @@ func TestUsernsHelperJoinsUserNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	out, code := runHelper(t, ns, "3", "/bin/busybox", "sh", "-c", "cat /proc/self/uid_map; id -u; id -g; readlink /proc/self/fd/3 || echo closed")
+	out, code, status := runHelper(t, ns, "3", "5", "/bin/busybox", "sh", "-c", "cat /proc/self/uid_map; id -u; id -g; readlink /proc/self/fd/3 || echo closed")
 	f := strings.Fields(out)
 	// The helper closed the ns fd (3): readlink finds nothing there.
-	if code != 0 || strings.Join(f, " ") != "0 1000 1 0 0 closed" {
-		t.Errorf("exit %d, output %q; want uid_map 0 1000 1, uid 0, gid 0, fd 3 closed", code, out)
+	if code != 0 || strings.Join(f, " ") != "0 1000 1 0 0 closed" || len(status) != 0 {
+		t.Errorf("exit %d, output %q, status %x; want uid_map 0 1000 1, uid 0, gid 0, fd 3 closed, no status", code, out, status)
+	}
+
+	// A failed execve, after the namespace was joined, says so.
+	_, code, status = runHelper(t, ns, "3", "5", "/no/such/program", "x")
+	if code != 127 || !bytes.Equal(status, []byte{0xff, 5, byte(unix.ENOENT), 0}) {
+		t.Errorf("execve of a missing program: exit %d, status %x, want 127 and ff 05 %02x 00", code, status, byte(unix.ENOENT))
 	}
 }
 
 func TestUsernsHelperFailures(t *testing.T) {
 	requireHelper(t)
-	for _, args := range [][]string{
-		{},                          // no arguments
-		{"3"},                       // no program
-		{"3", "/bin/true", "true"},  // fd 3 is not a user namespace
-		{"77", "/bin/true", "true"}, // fd 77 is not open
+	for _, tc := range []struct {
+		args   []string
+		status []byte
+	}{
+		{nil, nil},                // no arguments: no status fd known
+		{[]string{"3", "5"}, nil}, // no PATH: SYNCFD is not trusted yet
+		// fd 3 (/dev/null) is not a user namespace: step 2, EINVAL.
+		{[]string{"3", "5", "/bin/true", "true"}, []byte{0xff, 2, byte(unix.EINVAL), 0}},
+		// fd 77 is not open: step 2, EBADF.
+		{[]string{"77", "5", "/bin/true", "true"}, []byte{0xff, 2, byte(unix.EBADF), 0}},
 	} {
-		if out, code := runHelper(t, nil, args...); code != 127 {
-			t.Errorf("helper %q: exit %d (%s), want 127", args, code, out)
+		out, code, status := runHelper(t, nil, tc.args...)
+		if code != 127 || !bytes.Equal(status, tc.status) {
+			t.Errorf("helper %q: exit %d (%s), status %x; want 127, status %x", tc.args, code, out, status, tc.status)
 		}
+	}
+}
+
+// The parent reads the status as a HelperFailure and names step and errno.
+func TestHelperErrorNamesStep(t *testing.T) {
+	err := helperError(&nsinit.HelperFailure{Step: 2, Errno: unix.EPERM})
+	if !strings.Contains(err.Error(), "setns(CLONE_NEWUSER)") || !strings.Contains(err.Error(), "operation not permitted") ||
+		errdefs.ClassOf(err) != errdefs.ClassForbidden {
+		t.Errorf("helperError: %v (class %v)", err, errdefs.ClassOf(err))
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if _, err := unix.Write(fds[1], []byte{0xff, 3, byte(unix.EINVAL), 0}); err != nil {
+		t.Fatal(err)
+	}
+	var hf *nsinit.HelperFailure
+	if _, err := nsinit.ReadFrame(fds[0], &nsinit.Msg{}); !errors.As(err, &hf) || hf.Step != 3 || hf.Errno != unix.EINVAL {
+		t.Errorf("ReadFrame of a helper status: %v", err)
 	}
 }
 
@@ -147,5 +217,29 @@ func TestExecUserNamespace(t *testing.T) {
 	want := []string{"0", "0", "1000", "2000", "berth-test", "sleep", userNS, mntNS}
 	if strings.Join(f, " ") != strings.Join(want, " ") {
 		t.Errorf("exec output %q, want %q", f, want)
+	}
+}
+
+// An exec child whose helper fails is an error of Exec naming the step,
+// not a process that "started" and exits 127 (EOF on the sync socket is
+// what a successful exec looks like).
+func TestExecHelperFailureIsAnError(t *testing.T) {
+	requireRoot(t)
+	requireHelper(t)
+	r := newRuntime(t)
+	notUser, err := os.Open("/proc/self/ns/uts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notUser.Close()
+	p := testSpec(t, "true").Process
+	l := &launch{cfg: &nsinit.Config{Mode: nsinit.ModeExec, ID: "x", Process: p, UserNS: true}, userNS: notUser}
+	proc, err := r.start(l)
+	if err == nil {
+		_, _ = proc.Wait()
+		t.Fatal("exec through a helper that cannot join the namespace succeeded")
+	}
+	if !strings.Contains(err.Error(), "setns(CLONE_NEWUSER)") || !strings.Contains(err.Error(), unix.EINVAL.Error()) {
+		t.Errorf("error %q does not name the step and errno", err)
 	}
 }

@@ -63,6 +63,10 @@ func (v *Volume) Anonymous() bool {
 	return ok
 }
 
+// Ephemeral reports whether the volume's content lives only while it is
+// mounted: a tmpfs-backed volume.
+func (v *Volume) Ephemeral() bool { return v.Options["type"] == "tmpfs" }
+
 // Store keeps the volumes of one data root.
 type Store struct {
 	root string // <data-root>/volumes
@@ -136,7 +140,7 @@ func (s *Store) Create(name, driver string, opts, labels map[string]string) (*Vo
 		driver = DriverLocal
 	}
 	if driver != DriverLocal {
-		return nil, errdefs.NotFound(fmt.Errorf("error looking up volume plugin %s: plugin %q not found", driver, driver))
+		return nil, errdefs.NotFound(fmt.Errorf("create %s: error looking up volume plugin %s: plugin %q not found", name, driver, driver))
 	}
 	if labels == nil {
 		labels = map[string]string{}
@@ -230,8 +234,9 @@ func (s *Store) Remove(name string) error {
 	return nil
 }
 
-// backed reports whether the volume's content is a mount (tmpfs or bind).
-func backed(v *Volume) bool { return v.Options["type"] != "" || v.Options["device"] != "" }
+// Backed reports whether the volume's content is a mount (tmpfs or bind)
+// made by Mount, rather than the plain directory at Mountpoint.
+func (v *Volume) Backed() bool { return v.Options["type"] != "" || v.Options["device"] != "" }
 
 // Mount makes the volume's content available for ref (a container ID) and
 // returns its host path. Backed volumes are mounted on the first reference.
@@ -246,7 +251,7 @@ func (s *Store) Mount(name, ref string) (string, error) {
 	if err := os.MkdirAll(mp, 0o755); err != nil {
 		return "", fmt.Errorf("volume %s: %w", name, err)
 	}
-	if len(s.refs[name]) == 0 && backed(v) && !isMountpoint(mp) {
+	if len(s.refs[name]) == 0 && v.Backed() && !isMountpoint(mp) {
 		// (already mounted: a daemon restart found a container using it)
 		if err := mountBacking(v.Options, mp); err != nil {
 			return "", fmt.Errorf("mount volume %s: %w", name, err)
@@ -272,7 +277,7 @@ func (s *Store) Unmount(name, ref string) error {
 		return nil
 	}
 	delete(s.refs, name)
-	if v, ok := s.vols[name]; ok && backed(v) {
+	if v, ok := s.vols[name]; ok && v.Backed() {
 		if err := unix.Unmount(s.Mountpoint(name), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("unmount volume %s: %w", name, err)
 		}

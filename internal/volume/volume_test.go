@@ -238,3 +238,20 @@ func TestBindVolume(t *testing.T) {
 		t.Fatal("removing a bind volume must not touch the host directory")
 	}
 }
+
+// TestEphemeral: only a tmpfs-backed volume loses its content when
+// unmounted, so only it is populated at start rather than at create.
+func TestEphemeral(t *testing.T) {
+	for _, tc := range []struct {
+		opts map[string]string
+		want bool
+	}{
+		{nil, false},
+		{map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}, true},
+		{map[string]string{"type": "none", "o": "bind", "device": "/srv"}, false},
+	} {
+		if got := (&Volume{Options: tc.opts}).Ephemeral(); got != tc.want {
+			t.Errorf("Ephemeral(%v) = %v, want %v", tc.opts, got, tc.want)
+		}
+	}
+}

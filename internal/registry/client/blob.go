@@ -21,16 +21,19 @@ import (
 // up to MaxAttempts times. The bytes are not verified here: the caller
 // hashes them as it consumes them (the image store does).
 func (c *Client) FetchBlob(ctx context.Context, named reference.Named, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	b := &blobReader{c: c, ctx: ctx, named: named, desc: desc}
-	if err := b.open(); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return tryHosts(ctx, c, named, "blob", func(host string) (io.ReadCloser, error) {
+		b := &blobReader{c: c, ctx: ctx, host: host, named: named, desc: desc}
+		if err := b.open(); err != nil {
+			return nil, err
+		}
+		return b, nil
+	})
 }
 
 type blobReader struct {
 	c       *Client
 	ctx     context.Context
+	host    string // the endpoint serving the download: a mirror or the registry
 	named   reference.Named
 	desc    ocispec.Descriptor
 	body    io.ReadCloser
@@ -40,7 +43,7 @@ type blobReader struct {
 
 // open starts (or restarts at b.off) the download.
 func (b *blobReader) open() error {
-	r := b.c.newRequest(b.named, http.MethodGet, "/blobs/"+b.desc.Digest.String(), "pull")
+	r := b.c.newRequestAt(b.host, b.named, http.MethodGet, "/blobs/"+b.desc.Digest.String(), "pull")
 	if b.off > 0 {
 		r.header.Set("Range", "bytes="+strconv.FormatInt(b.off, 10)+"-")
 	}

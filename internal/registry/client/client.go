@@ -45,6 +45,10 @@ type Credentials struct {
 	Username, Password string
 	// RegistryToken is a bearer token to send as it is.
 	RegistryToken string
+	// IdentityToken is an OAuth2 refresh token an earlier login got from
+	// the registry's token service (docker's "identitytoken"); token
+	// requests then use it instead of the password.
+	IdentityToken string
 }
 
 // Options configure a Client.
@@ -68,6 +72,9 @@ type Options struct {
 	// InsecureRegistries are hosts (host:port) spoken to over plain HTTP,
 	// as loopback registries always are.
 	InsecureRegistries []string
+	// Mirrors lists, by registry domain ("docker.io", "127.0.0.1:5000"),
+	// the mirrors a pull tries before the registry (mirror.go).
+	Mirrors map[string][]string
 }
 
 // Client talks to registries. It is safe for concurrent use.
@@ -75,14 +82,35 @@ type Client struct {
 	opts Options
 	hc   *http.Client
 
-	mu     sync.Mutex
-	auth   map[string]*challenge   // by endpoint host
-	tokens map[string]token        // by endpoint host + " " + scope
-	hosts  map[string]*http.Client // by endpoint host, for certs.d TLS
+	mu      sync.Mutex
+	auth    map[string]*challenge   // by endpoint host
+	tokens  map[string]token        // by endpoint host + " " + scope
+	hosts   map[string]*http.Client // by endpoint host, for certs.d TLS
+	mirrors map[string][]mirror     // by registry domain
+	// refresh holds the refresh tokens token services handed out (at a
+	// login, or rotated at a refresh), by realm + " " + service.
+	refresh map[string]string
 }
 
-// New returns a Client.
+// New returns a Client. Mirrors that do not parse are left out with a
+// warning; NewChecked reports them instead.
 func New(opts Options) *Client {
+	c, err := NewChecked(opts)
+	if err != nil {
+		slog.Warn("registry: ignoring the mirrors", "err", err)
+		opts.Mirrors = nil
+		c, _ = NewChecked(opts)
+	}
+	return c
+}
+
+// NewChecked returns a Client, or an error when a mirror is not a valid
+// URL (a daemon checks its configuration with it at start).
+func NewChecked(opts Options) (*Client, error) {
+	mirrors, err := parseMirrors(opts.Mirrors)
+	if err != nil {
+		return nil, errdefs.InvalidParameter(err)
+	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 5
 	}
@@ -93,7 +121,8 @@ func New(opts Options) *Client {
 	if hc == nil {
 		hc = &http.Client{Transport: http.DefaultTransport}
 	}
-	return &Client{opts: opts, hc: hc, auth: map[string]*challenge{}, tokens: map[string]token{}, hosts: map[string]*http.Client{}}
+	return &Client{opts: opts, hc: hc, auth: map[string]*challenge{}, tokens: map[string]token{}, hosts: map[string]*http.Client{},
+		refresh: map[string]string{}, mirrors: mirrors}, nil
 }
 
 // request is one registry API call. Its body, if any, is in memory so that
@@ -105,6 +134,11 @@ type request struct {
 	path   string // "/v2/..." or an absolute URL (upload locations)
 	query  url.Values
 	scope  string // token scope, "repository:ns/repo:pull"
+	// offline asks the token service for a refresh token too (login).
+	offline bool
+	// once: the body is a stream that cannot be sent again, so failures
+	// are returned, not retried.
+	once   bool
 	header http.Header
 	body   []byte
 	// open, when set, streams the body instead (opened again for every
@@ -114,6 +148,13 @@ type request struct {
 }
 
 func (c *Client) scheme(host string) string {
+	for _, ms := range c.mirrors {
+		for _, m := range ms {
+			if m.host == host && m.scheme != "" {
+				return m.scheme
+			}
+		}
+	}
 	if c.insecure(host) {
 		return "http"
 	}
@@ -192,7 +233,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			if ctx.Err() != nil || attempt >= c.opts.MaxAttempts || permanent(err) {
+			if ctx.Err() != nil || attempt >= c.opts.MaxAttempts || permanent(err) || r.once {
 				return nil, errdefs.Unavailable(err)
 			}
 			slog.Debug("registry: retrying", "url", u, "attempt", attempt, "err", err)
@@ -216,7 +257,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			c.mu.Unlock()
 			attempt-- // an authentication round trip is not a failed attempt
 			continue
-		case retryable(resp.StatusCode) && attempt < c.opts.MaxAttempts:
+		case retryable(resp.StatusCode) && attempt < c.opts.MaxAttempts && !r.once:
 			d := wait
 			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra >= 0 {
 				d = min(time.Duration(ra)*time.Second, 30*time.Second)

@@ -307,10 +307,13 @@ func TestFaultTruncatedBlob(t *testing.T) {
 	before := listing(t, root)
 	ctx := context.Background()
 	_, err := pullInto(ctx, c, s, f.host+"/app:v1")
-	// The unpacker (internal/archive) reclassifies the read error as
-	// invalid parameter; the cause must still be the broken download.
+	// The unpacker (internal/archive) keeps the download's class: a
+	// broken registry is unavailable (503), not a bad request (400).
 	if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "download blob") {
 		t.Fatalf("blob always cut: %v, want a download error", err)
+	}
+	if errdefs.ClassOf(err) != errdefs.ClassUnavailable {
+		t.Fatalf("blob always cut: class %v, want unavailable: %v", errdefs.ClassOf(err), err)
 	}
 	if n := f.count("GET blob"); n != 1+3 { // config + MaxAttempts tries of the layer
 		t.Fatalf("%d blob GETs, want 4 (config and 3 tries)", n)

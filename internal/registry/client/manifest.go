@@ -37,9 +37,14 @@ func repoScope(named reference.Named, actions string) string {
 }
 
 func (c *Client) newRequest(named reference.Named, method, path, actions string) *request {
+	return c.newRequestAt(endpointHost(named), named, method, path, actions)
+}
+
+// newRequestAt is newRequest sent to host, a mirror of named's registry.
+func (c *Client) newRequestAt(host string, named reference.Named, method, path, actions string) *request {
 	return &request{
 		method: method,
-		host:   endpointHost(named),
+		host:   host,
 		domain: reference.Domain(named),
 		path:   "/v2/" + reference.Path(named) + path,
 		scope:  repoScope(named, actions),
@@ -59,7 +64,13 @@ func notFoundManifest(named reference.Named, err error) error {
 // Resolve asks the registry (HEAD) for the descriptor named's tag or
 // digest points at: its digest, media type and size.
 func (c *Client) Resolve(ctx context.Context, named reference.Named) (ocispec.Descriptor, error) {
-	r := c.newRequest(named, http.MethodHead, "/manifests/"+manifestRef(named), "pull")
+	return tryHosts(ctx, c, named, "manifest", func(host string) (ocispec.Descriptor, error) {
+		return c.resolveAt(ctx, host, named)
+	})
+}
+
+func (c *Client) resolveAt(ctx context.Context, host string, named reference.Named) (ocispec.Descriptor, error) {
+	r := c.newRequestAt(host, named, http.MethodHead, "/manifests/"+manifestRef(named), "pull")
 	r.header.Set("Accept", manifestAccept)
 	resp, err := c.do(ctx, r)
 	if err != nil {
@@ -72,7 +83,7 @@ func (c *Client) Resolve(ctx context.Context, named reference.Named) (ocispec.De
 	d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest"))
 	if err != nil {
 		// Not every registry sends it on HEAD: fetch and hash instead.
-		desc, _, err := c.FetchManifest(ctx, named, manifestRef(named))
+		desc, _, err := c.fetchManifestAt(ctx, host, named, manifestRef(named))
 		return desc, err
 	}
 	return ocispec.Descriptor{MediaType: mediaTypeOf(resp.Header.Get("Content-Type")), Digest: d, Size: resp.ContentLength}, nil
@@ -86,7 +97,19 @@ func mediaTypeOf(ct string) string {
 // FetchManifest gets the manifest or index that ref (a tag or a digest)
 // names in named's repository. A manifest fetched by digest is verified.
 func (c *Client) FetchManifest(ctx context.Context, named reference.Named, ref string) (ocispec.Descriptor, []byte, error) {
-	r := c.newRequest(named, http.MethodGet, "/manifests/"+ref, "pull")
+	type answer struct {
+		desc ocispec.Descriptor
+		raw  []byte
+	}
+	a, err := tryHosts(ctx, c, named, "manifest", func(host string) (answer, error) {
+		desc, raw, err := c.fetchManifestAt(ctx, host, named, ref)
+		return answer{desc, raw}, err
+	})
+	return a.desc, a.raw, err
+}
+
+func (c *Client) fetchManifestAt(ctx context.Context, host string, named reference.Named, ref string) (ocispec.Descriptor, []byte, error) {
+	r := c.newRequestAt(host, named, http.MethodGet, "/manifests/"+ref, "pull")
 	r.header.Set("Accept", manifestAccept)
 	resp, err := c.do(ctx, r)
 	if err != nil {
@@ -147,7 +170,12 @@ type Image struct {
 	Digest         digest.Digest
 	Manifest       ocispec.Manifest
 	ManifestDigest digest.Digest
-	Config         []byte
+	// ManifestRaw and ManifestMediaType are the manifest's bytes and type
+	// as the registry served them: pushing them back unchanged keeps its
+	// digest.
+	ManifestRaw       []byte
+	ManifestMediaType string
+	Config            []byte
 }
 
 // ResolveImage fetches named's manifest, choosing platform's entry when it
@@ -183,6 +211,7 @@ func (c *Client) ResolveImage(ctx context.Context, named reference.Named, platfo
 		return nil, errdefs.InvalidParameter(fmt.Errorf("manifest %s of %s has no config (schema 1 manifests are not supported)", desc.Digest, reference.FamiliarName(named)))
 	}
 	img.Manifest, img.ManifestDigest = m, desc.Digest
+	img.ManifestRaw, img.ManifestMediaType = raw, desc.MediaType
 	if m.Config.Size > maxManifestSize {
 		return nil, errdefs.InvalidParameter(fmt.Errorf("config %s of %s is larger than %d bytes", m.Config.Digest, reference.FamiliarName(named), maxManifestSize))
 	}

@@ -229,8 +229,11 @@ func (c *Client) finishUpload(ctx context.Context, named reference.Named, loc *u
 // Login checks credentials against a registry the way `docker login`
 // does: GET /v2/, answering the registry's basic or bearer challenge
 // with c's credentials for server. server is a host[:port], optionally
-// with a scheme or path (https://index.docker.io/v1/).
-func (c *Client) Login(ctx context.Context, server string) error {
+// with a scheme or path (https://index.docker.io/v1/). For a registry
+// with a token service it also asks for a refresh token and returns it as
+// the identity token a client stores instead of the password (empty when
+// the service gives none).
+func (c *Client) Login(ctx context.Context, server string) (identityToken string, err error) {
 	host := server
 	if u, err := url.Parse(server); err == nil && u.Host != "" {
 		host = u.Host
@@ -240,22 +243,36 @@ func (c *Client) Login(ctx context.Context, server string) error {
 	if host == "" || host == hubDomain || host == "index.docker.io" {
 		domain, host = hubDomain, hubEndpoint
 	}
-	req := &request{method: http.MethodGet, host: host, domain: domain, path: "/v2/", header: http.Header{}}
+	req := &request{method: http.MethodGet, host: host, domain: domain, path: "/v2/", header: http.Header{}, offline: true}
 	u, _ := c.url(req)
 	resp, err := c.do(ctx, req)
 	if err != nil {
 		if errdefs.ClassOf(err) == errdefs.ClassUnauthorized {
-			return errdefs.Unauthorized(fmt.Errorf("login attempt to %s failed with status: 401 Unauthorized", u))
+			return "", errdefs.Unauthorized(fmt.Errorf("login attempt to %s failed with status: 401 Unauthorized", u))
 		}
-		return err
+		return "", err
 	}
 	drain(resp)
 	if resp.StatusCode == http.StatusOK {
-		return nil
+		c.mu.Lock()
+		ch := c.auth[host]
+		var refreshed string
+		if ch != nil {
+			refreshed = c.refresh[ch.params["realm"]+" "+ch.params["service"]]
+		}
+		c.mu.Unlock()
+		if ch == nil || ch.scheme != "bearer" {
+			return "", nil
+		}
+		if refreshed != "" {
+			return refreshed, nil
+		}
+		// Logged in with an identity token the service did not rotate.
+		return c.credentials(domain).IdentityToken, nil
 	}
 	err = fmt.Errorf("login attempt to %s failed with status: %d %s", u, resp.StatusCode, http.StatusText(resp.StatusCode))
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return errdefs.Unauthorized(err)
+		return "", errdefs.Unauthorized(err)
 	}
-	return err
+	return "", err
 }

@@ -83,11 +83,11 @@ func TestLogin(t *testing.T) {
 	host := startAuthRegistry(t)
 	ctx := context.Background()
 	ok := New(Options{Credentials: func(string) Credentials { return Credentials{Username: "u", Password: "p"} }})
-	if err := ok.Login(ctx, host); err != nil {
+	if _, err := ok.Login(ctx, host); err != nil {
 		t.Errorf("good login: %v", err)
 	}
 	bad := New(Options{Credentials: func(string) Credentials { return Credentials{Username: "u", Password: "wrong"} }, MaxAttempts: 1})
-	err := bad.Login(ctx, host)
+	_, err := bad.Login(ctx, host)
 	want := "login attempt to http://" + host + "/v2/ failed with status: 401 Unauthorized"
 	if err == nil || err.Error() != want || errdefs.ClassOf(err) != errdefs.ClassUnauthorized {
 		t.Errorf("bad login: %v, want %q", err, want)

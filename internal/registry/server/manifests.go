@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -53,22 +52,18 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	if err != nil {
 		return err
 	}
-	f, err := s.blobs.open(d)
+	body, err := s.manifestBytes(d, rt.ref)
 	if err != nil {
-		if errors.As(err, new(*regError)) {
-			return errManifestUnknown(rt.ref)
-		}
 		return err
 	}
-	defer f.Close()
 	h := w.Header()
 	h.Set("Content-Type", rec.MediaType)
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Etag", `"`+d.String()+`"`)
-	h.Set("Content-Length", strconv.FormatInt(rec.Size, 10))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
-		io.Copy(w, f)
+		w.Write(body)
 	}
 	return nil
 }
@@ -147,6 +142,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	if err := s.storeManifest(rt.name, d, rec, tags, referrer); err != nil {
 		return err
 	}
+	s.manifests.add(d, body)
 	h := w.Header()
 	if m.Subject != nil {
 		h.Set("OCI-Subject", m.Subject.Digest.String())

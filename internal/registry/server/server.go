@@ -32,6 +32,7 @@ import (
 	_ "crypto/sha256" // digest algorithms the registry accepts
 	_ "crypto/sha512"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -56,6 +57,8 @@ type Server struct {
 	uploadLocks sync.Map
 	// uploadHashes holds each session's running sha256 (*uploadHash).
 	uploadHashes sync.Map
+	// manifests keeps hot manifest bytes in memory (manifestcache.go).
+	manifests manifestCache
 
 	// auth, when set, guards every request (auth.go).
 	auth *authorizer
@@ -192,8 +195,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.serve(rec, r)
 	}
-	s.log.Debug("registry request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
-		"status", rec.status, "duration", time.Since(start))
+	// Checked first: building the arguments costs allocations on every
+	// request even when debug logging is off.
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.Debug("registry request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
+			"status", rec.status, "duration", time.Since(start))
+	}
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -286,3 +293,14 @@ func (r *statusRecorder) WriteHeader(code int) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// ReadFrom keeps the underlying writer's io.ReaderFrom visible. net/http
+// sends an *os.File to a TCP connection with sendfile(2) only through it, and
+// io.Copy (http.ServeContent's too) looks for it on the writer it is given:
+// without this method every blob byte was copied through user space twice.
+func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(r.ResponseWriter, src)
+}

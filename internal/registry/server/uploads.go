@@ -217,7 +217,7 @@ func (s *Server) appendChunk(r *http.Request, id string, size int64) (int64, err
 	if uh != nil {
 		dst = io.MultiWriter(f, uh.h)
 	}
-	n, err := io.Copy(dst, r.Body)
+	n, err := copyBody(dst, r.Body)
 	if err == nil && want >= 0 && n != want {
 		err = errSizeInvalid("chunk has %d bytes, Content-Range said %d", n, want)
 	}
