@@ -4,7 +4,8 @@
 #   setup cost    `run --rm busybox true` on the default bridge vs --network none,
 #                 hyperfine medians (N runs, default 20, in ROUNDS interleaved rounds);
 #                 the difference is what the network adds to a container start
-#                 (goal for berth: <= 10 ms)
+#                 (goal for berth: <= 10 ms); also as the median of PAIRS (default 30)
+#                 paired bridge-minus-none differences, robust to load drift
 #   throughput    host -> container through a port published on 127.0.0.1: a sink in a
 #                 busybox container, bench/netload streaming NET_MB MiB (default 1024)
 #                 NET_RUNS times (default 5); berth's nftables DNAT (kernel) vs docker's
@@ -30,7 +31,7 @@ N=${N:-20}
 NET_MB=${NET_MB:-1024}
 NET_RUNS=${NET_RUNS:-5}
 DNS_N=${DNS_N:-500}
-B=/tmp/bench-net-berth
+B=${BENCH_NET_DIR:-/tmp/bench-net-berth}
 OUT=${OUT:-$B/results}
 BERTH=${BERTH:-$PWD/bin/berth}
 BERTH_BRIDGE=${BERTH_BRIDGE:-bnet-b0}
@@ -133,6 +134,38 @@ if "docker-bridge" in r:
           f"setup cost berth - docker: {(r['berth bridge']-r['berth none'])-(r['docker-bridge']-r['docker-none']):.1f} ms")
 print()
 PY
+
+# 1b. the same cost as a paired measurement: PAIRS (default 30) times a bridge
+# start right followed by a none start, per engine; the median of the
+# per-pair differences is robust to the load drifting between hyperfine's
+# batches, which dominates a few-ms difference on a busy machine.
+PAIRS=${PAIRS:-30}
+paired() { # label CLI...: prints "label median_bridge median_none median_diff" (ms)
+	local label=$1; shift
+	local i a b c
+	for i in $(seq 1 "$PAIRS"); do
+		a=$(date +%s%N); "$@" run --rm busybox true >/dev/null
+		b=$(date +%s%N); "$@" run --rm --network none busybox true >/dev/null
+		c=$(date +%s%N)
+		echo "$((b - a)) $((c - b))"
+	done | python3 -c '
+import statistics, sys
+rows = [tuple(map(int, l.split())) for l in sys.stdin if l.strip()]
+med = lambda xs: statistics.median(xs) / 1e6
+print(sys.argv[1], "%.1f %.1f %.1f" % (med([r[0] for r in rows]), med([r[1] for r in rows]), med([r[0] - r[1] for r in rows])))
+' "$label"
+}
+note "## network setup cost, paired: median of $PAIRS (bridge start - none start) differences"
+note ""
+note "| engine | bridge ms | none ms | median paired difference ms | goal |"
+note "|---|---:|---:|---:|---|"
+read -r _ pb pn pd <<<"$(paired berth bb)"
+note "| berth | $pb | $pn | $pd | <= 10 ms |"
+if [ $have_docker = 1 ]; then
+	read -r _ pb pn pd <<<"$(paired docker bench_docker)"
+	note "| docker (--iptables=false) | $pb | $pn | $pd | |"
+fi
+note ""
 
 # 2. throughput host -> container through a published port on 127.0.0.1
 sink_args=(-d --name bnet-sink -v "$B/netload:/netload:ro" busybox /netload sink -listen :5000)

@@ -15,14 +15,26 @@
 # Results: $OUT/*.json and bench/RESULTS-registry.md. Needs root, hyperfine,
 # docker-registry; dockerd and skopeo columns are skipped when missing.
 # Everything started here is stopped by PID on exit, also on failure.
+# SHORT=1 checks the script in a minute: one run, 4 layers of 8 MiB, a
+# lighter serving load, results only in $OUT/summary.md (marked rough).
+# The berth daemon gets its own bridge ($BERTH_BRIDGE, $BERTH_SUBNET).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/compare-daemons.sh
+SHORT=${SHORT:-0}
 N=${N:-3}
+LAYER_MB=${LAYER_MB:-50}
+LOAD_ARGS="-c 8 -blobs 32 -manifests 2000 -pushes 16 -push-mb 16"
 B=/tmp/bench-registry
 OUT=${OUT:-$B/results}
 BERTH=${BERTH:-$PWD/bin/berth}
 RESULTS=${RESULTS:-$PWD/bench/RESULTS-registry.md}
+if [ "$SHORT" = 1 ]; then
+	N=1 LAYER_MB=8 LOAD_ARGS="-c 8 -blobs 8 -manifests 500 -pushes 4 -push-mb 4"
+	RESULTS=$OUT/summary-short.md
+fi
+BERTH_BRIDGE=${BERTH_BRIDGE:-breg-b0}
+BERTH_SUBNET=${BERTH_SUBNET:-10.234.1.0/24}
 [ "$(id -u)" = 0 ] || { echo "registry bench needs root" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 command -v docker-registry >/dev/null || { echo "needs docker-registry (apt-get install docker-registry)" >&2; exit 1; }
@@ -37,6 +49,8 @@ cleanup() {
 	if [ -n "$berth_pid" ]; then
 		kill -TERM "$berth_pid" 2>/dev/null; wait "$berth_pid" 2>/dev/null
 		[ -f $B/exec/keeper.pid ] && kill -TERM "$(cat $B/exec/keeper.pid)" 2>/dev/null
+		ip link show "$BERTH_BRIDGE" >/dev/null 2>&1 && ip link del "$BERTH_BRIDGE"
+		nft delete table inet "berth-$BERTH_BRIDGE" 2>/dev/null
 	fi
 	local p
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
@@ -86,7 +100,8 @@ start_distribution dist; REG_DIST=$REG
 start_distribution push; REG_PUSH=$REG # empty target for the push rows, wiped before each run
 IMG=bench/big:v1
 
-"$BERTH" daemon -H unix://$B/berth.sock --data-root $B/data --exec-root $B/exec >$B/daemon.log 2>&1 &
+"$BERTH" daemon -H unix://$B/berth.sock --data-root $B/data --exec-root $B/exec \
+	--bridge-name "$BERTH_BRIDGE" --bridge-subnet "$BERTH_SUBNET" >$B/daemon.log 2>&1 &
 berth_pid=$!
 for _ in $(seq 1 200); do [ -S $B/berth.sock ] && break; sleep 0.05; done
 bb() { "$BERTH" -H unix://$B/berth.sock "$@"; }
@@ -101,13 +116,14 @@ hf() { # name prepare command
 	median "$OUT/$1.json"
 }
 
-note "# registry bench $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+short=""; [ "$SHORT" = 1 ] && short=" — SHORT mode (script check; rough numbers, not results)"
+note "# registry bench $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)$short"
 note ""
 t0=$(date +%s.%N)
-digest=$($B/registryload push -registry $REG_BERTH -repo $IMG)
+digest=$($B/registryload push -registry $REG_BERTH -repo $IMG -mb "$LAYER_MB")
 t1=$(date +%s.%N)
-$B/registryload push -registry $REG_DIST -repo $IMG >/dev/null
-note "Image: 4 layers x 50 MiB of seeded random bytes (gzip), manifest $digest; generated and pushed by bench/registryload in $(python3 -c "print('%.1f' % ($t1-$t0))") s."
+$B/registryload push -registry $REG_DIST -repo $IMG -mb "$LAYER_MB" >/dev/null
+note "Image: 4 layers x $LAYER_MB MiB of seeded random bytes (gzip), manifest $digest; generated and pushed by bench/registryload in $(python3 -c "print('%.1f' % ($t1-$t0))") s."
 note ""
 
 # Pull: each run starts without the image.
@@ -158,7 +174,7 @@ note ""
 # The runs alternate between the registries, so a burst of load from
 # elsewhere on the machine does not land on one of them only.
 serve() { # host -> one line
-	$B/registryload load -registry $1 -repo $IMG -c 8 -blobs 32 -manifests 2000 -pushes 16 -push-mb 16
+	$B/registryload load -registry $1 -repo $IMG $LOAD_ARGS
 }
 med() { # key, lines -> median of key's values
 	sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
@@ -168,7 +184,7 @@ for i in $(seq 1 "$N"); do
 	l_berth+=$(serve $REG_BERTH)$'\n'
 	l_dist+=$(serve $REG_DIST)$'\n'
 done
-note "## registry serving, 8 concurrent clients (median of $N runs)"
+note "## registry serving, 8 concurrent clients ($LOAD_ARGS; median of $N runs)"
 note ""
 note "| registry | layer GETs MiB/s | manifest GETs req/s | manifest p50 ms | manifest p99 ms | blob uploads MiB/s |"
 note "|---|---:|---:|---:|---:|---:|"

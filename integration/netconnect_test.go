@@ -277,13 +277,50 @@ func TestNetworkDisconnectFirst(t *testing.T) {
 			if strings.Contains(string(links), "vb"+id[:11]) {
 				t.Fatalf("veth of the left network is still there")
 			}
-			rules, _ := exec.Command("nft", "list", "ruleset").CombinedOutput()
+			// the published port moves to the network that took over, with
+			// the same host port (as with dockerd)
+			br, _ := testBridge(e.dir)
+			rules, _ := exec.Command("nft", "list", "table", "inet", "berth-"+br).CombinedOutput()
 			if strings.Contains(string(rules), fmt.Sprintf("dport %d ", port)) {
 				t.Fatalf("port rule of the left network is still there:\n%s", grepLines(string(rules), fmt.Sprint(port)))
 			}
-			if r := cli("network", "disconnect", nw, x); r.code == 0 || !strings.Contains(r.stderr, "no other network") {
-				t.Fatalf("disconnect of a running container's last network: %s", r)
+			nwIP := strings.TrimSpace(must(t, cli("inspect", "-f", "{{(index .NetworkSettings.Networks \""+nw+"\").IPAddress}}", x)).stdout)
+			rules, _ = exec.Command("nft", "list", "table", "inet", "berth-br-"+netID(t, e, nw)[:12]).CombinedOutput()
+			if !strings.Contains(string(rules), fmt.Sprintf("dport %d dnat ip to %s:80", port, nwIP)) {
+				t.Fatalf("port %d is not published on %s (%s) after the handover:\n%s", port, nw, nwIP, rules)
 			}
+			if out := strings.TrimSpace(must(t, cli("port", x, "80")).stdout); out != fmt.Sprintf("127.0.0.1:%d", port) {
+				t.Fatalf("port %s 80 after the handover = %q", x, out)
+			}
+			must(t, cli("exec", "-d", x, "httpd", "-p", "80", "-h", "/etc"))
+			if got := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/hostname", port)); strings.TrimSpace(got) == "" {
+				t.Fatalf("GET through the moved port: %q", got)
+			}
+			// its last network too: it keeps running with lo only, as with dockerd
+			must(t, cli("network", "disconnect", nw, x))
+			if out := strings.Fields(must(t, cli("exec", x, "ls", "/sys/class/net")).stdout); len(out) != 1 || out[0] != "lo" {
+				t.Fatalf("interfaces after leaving the last network = %q, want lo only", out)
+			}
+			if out := strings.TrimSpace(must(t, cli("inspect", "-f", `{{.State.Running}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}`, x)).stdout); out != "true none" {
+				t.Fatalf("state and networks after leaving the last network = %q, want running on none", out)
+			}
+			if out := must(t, cli("network", "inspect", "-f", "{{len .Containers}}", nw)).stdout; strings.TrimSpace(out) != "1" {
+				t.Fatalf("%s lists %s containers after %s left, want only %s", nw, strings.TrimSpace(out), x, peer)
+			}
+			links, _ = exec.Command("ip", "-o", "link").CombinedOutput()
+			if strings.Contains(string(links), "vx"+id[:8]) {
+				t.Fatalf("veth of the last network is still there:\n%s", grepLines(string(links), "vx"+id[:8]))
+			}
+			// and it can join again: that network becomes its first one
+			must(t, cli("network", "connect", nw, x))
+			if out := strings.TrimSpace(must(t, cli("inspect", "-f", `{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}`, x)).stdout); out != nw {
+				t.Fatalf("networks after connecting again = %q, want %s", out, nw)
+			}
+			if out := must(t, cli("exec", x, "ip", "route")).stdout; !strings.Contains(out, "default via "+strings.TrimSuffix(subnet, "0/24")+"1") {
+				t.Fatalf("routes after connecting again:\n%s", out)
+			}
+			must(t, cli("exec", x, "ping", "-c1", "-W2", peer))
+			must(t, cli("exec", peer, "ping", "-c1", "-W2", x))
 			must(t, cli("rm", "-f", x))
 			if _, err := os.Stat(e.execRoot + "/netns/" + id); err == nil {
 				t.Fatalf("netns of %s left after rm", x)
@@ -315,7 +352,19 @@ func TestNetworkConnectBridge(t *testing.T) {
 		t.Fatalf("default-bridge address of %s = %q, want one of %s", y, ip, subnet)
 	}
 	must(t, e.docker(t, "exec", y, "ping", "-c1", "-W2", zIP))
+	// the default bridge lists its containers, as dockerd's does
+	bridgeMembers := func() string {
+		t.Helper()
+		return must(t, e.docker(t, "network", "inspect", "-f", `{{range .IPAM.Config}}{{.Subnet}}{{end}} {{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}`, "bridge")).stdout
+	}
+	yIP := strings.TrimSpace(must(t, e.docker(t, "inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", y)).stdout)
+	if out := bridgeMembers(); !strings.HasPrefix(out, subnet+" ") || !strings.Contains(out, " "+z+"="+zIP+"/24 ") || !strings.Contains(out, " "+y+"="+yIP+"/24 ") {
+		t.Fatalf("network inspect bridge = %q, want subnet %s and %s=%s, %s=%s", out, subnet, z, zIP, y, yIP)
+	}
 	must(t, e.docker(t, "network", "disconnect", "bridge", y))
+	if out := bridgeMembers(); strings.Contains(out, " "+y+"=") || !strings.Contains(out, " "+z+"=") {
+		t.Fatalf("network inspect bridge after %s left = %q", y, out)
+	}
 	if out := must(t, e.docker(t, "exec", y, "ls", "/sys/class/net")).stdout; strings.Contains(out, "eth1") {
 		t.Fatalf("%s keeps its default-bridge interface after disconnect: %q", y, out)
 	}

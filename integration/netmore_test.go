@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -114,12 +115,26 @@ func TestNetworkIPv6(t *testing.T) {
 			if !ins[0].EnableIPv6 || len(ins[0].IPAM.Config) != 2 || ins[0].IPAM.Config[1].Subnet != sub6 {
 				t.Fatalf("network inspect = %+v; want EnableIPv6 and subnet %s", ins[0], sub6)
 			}
-			must(t, cli(append([]string{"run", "-d", "--name", a, "--network", nw}, httpdArgs("v6-"+nw)...)...))
+			// --ip6, and a port published on the host's [::1]
+			want6 := strings.TrimSuffix(sub6, "/64") + "a0"
+			port6 := freePort6(t)
+			must(t, cli(append([]string{"run", "-d", "--name", a, "--network", nw, "--ip6", want6, "-p", fmt.Sprintf("[::1]:%d:80", port6)}, httpdArgs("v6-"+nw)...)...))
 			must(t, cli("run", "-d", "--name", b, "--network", nw, "busybox", "sleep", "300"))
 			addr := strings.TrimSpace(must(t, cli("inspect", "-f", "{{(index .NetworkSettings.Networks \""+nw+"\").GlobalIPv6Address}}", a)).stdout)
-			ip, err := netip.ParseAddr(addr)
-			if err != nil || !netip.MustParsePrefix(sub6).Contains(ip) {
-				t.Fatalf("GlobalIPv6Address of %s = %q, want an address of %s", a, addr, sub6)
+			if addr != want6 {
+				t.Fatalf("GlobalIPv6Address of %s = %q, want %s (--ip6)", a, addr, want6)
+			}
+			if got := fetch(t, fmt.Sprintf("http://[::1]:%d/", port6)); strings.TrimSpace(got) != "v6-"+nw {
+				t.Fatalf("GET http://[::1]:%d/ = %q", port6, got)
+			}
+			if out := must(t, cli("port", a, "80")).stdout; strings.TrimSpace(out) != fmt.Sprintf("[::1]:%d", port6) {
+				t.Fatalf("port %s 80 = %q, want [::1]:%d", a, out, port6)
+			}
+			// outbound IPv6 is masqueraded like IPv4 (traffic beyond the
+			// host cannot be tested here: the rule is)
+			nid := netID(t, e, nw)
+			if rules, err := exec.Command("nft", "list", "table", "inet", "berth-br-"+nid[:12]).CombinedOutput(); err != nil || !regexp.MustCompile(`ip6 saddr `+regexp.QuoteMeta(sub6)+` oifname != "br-`+nid[:12]+`" masquerade`).Match(rules) {
+				t.Fatalf("no IPv6 masquerade rule for %s (%v):\n%s", sub6, err, rules)
 			}
 			if out := must(t, cli("exec", b, "nslookup", "-type=aaaa", a)).stdout; !strings.Contains(out, addr) {
 				t.Fatalf("AAAA of %s:\n%s\nwant %s", a, out, addr)
@@ -132,8 +147,31 @@ func TestNetworkIPv6(t *testing.T) {
 			if r.code != 0 || strings.TrimSpace(r.stdout) != "v6-"+nw {
 				t.Fatalf("wget over IPv6: %s", r)
 			}
+			// network connect --ip6
+			c := nw + "-c"
+			t.Cleanup(func() { e.docker(t, "rm", "-f", c) })
+			must(t, cli("run", "-d", "--name", c, "busybox", "sleep", "300"))
+			wantC := strings.TrimSuffix(sub6, "/64") + "c0"
+			must(t, cli("network", "connect", "--ip6", wantC, nw, c))
+			if out := must(t, cli("exec", c, "ip", "-6", "addr")).stdout; !strings.Contains(out, wantC+"/64") {
+				t.Fatalf("addresses of %s after connect --ip6 %s:\n%s", c, wantC, out)
+			}
+			if r := cli("network", "connect", "--ip6", "fd99::5", nw, b); r.code == 0 {
+				t.Fatalf("connect --ip6 outside %s succeeded: %s", sub6, r)
+			}
 		})
 	}
+}
+
+// freePort6 is a TCP port free on [::1] (skips without IPv6 loopback).
+func freePort6(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestNetworkBadInput: invalid and overlapping subnets are refused with
@@ -299,5 +337,53 @@ func TestNetworkOwnHostsEntry(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNetworkDNSFlagsAndPrune: --dns, --dns-search, --dns-option and
+// --hostname reach the container's resolv.conf and hosts file through both
+// CLIs; `network prune` removes the unused networks its filter selects and
+// keeps the one a container uses.
+func TestNetworkDNSFlagsAndPrune(t *testing.T) {
+	e := daemonEnv(t)
+	for i, which := range []string{"docker", "berth"} {
+		t.Run(which, func(t *testing.T) {
+			cli := func(args ...string) result { t.Helper(); return e.cli(t, which, args...) }
+			out := must(t, cli("run", "--rm", "--dns", "10.9.9.9", "--dns-search", "corp.test", "--dns-option", "ndots:3",
+				"--hostname", "web1", "busybox", "sh", "-c", "cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; hostname")).stdout
+			resolv, rest, _ := strings.Cut(out, "---\n")
+			hosts, hostname, _ := strings.Cut(rest, "---\n")
+			for _, want := range []string{"nameserver 10.9.9.9\n", "search corp.test\n", "options ndots:3\n"} {
+				if !strings.Contains(resolv, want) {
+					t.Errorf("resolv.conf lacks %q:\n%s", want, resolv)
+				}
+			}
+			if !regexp.MustCompile(`(?m)^\d+\.\d+\.\d+\.\d+\s+web1$`).MatchString(hosts) || strings.TrimSpace(hostname) != "web1" {
+				t.Errorf("hosts file and hostname with --hostname web1:\n%s\nhostname %q", hosts, hostname)
+			}
+
+			label := "berth.prune=" + uniq(t)
+			unused, used, other := uniq(t)+"-u", uniq(t)+"-used", uniq(t)+"-o"
+			ctr := used + "-c"
+			t.Cleanup(func() {
+				e.docker(t, "rm", "-f", ctr)
+				e.docker(t, "network", "rm", unused, used, other)
+			})
+			// testSubnet's 16 slots are taken: a range of its own
+			sub := func(k int) string { return fmt.Sprintf("10.213.%d.0/24", (3*i+k+1)*16+os.Getpid()%16) } // above the bench bridge 10.213.0.0/24
+			must(t, cli("network", "create", "--label", label, "--subnet", sub(0), unused))
+			must(t, cli("network", "create", "--label", label, "--subnet", sub(1), used))
+			must(t, cli("network", "create", "--subnet", sub(2), other))
+			must(t, cli("run", "-d", "--name", ctr, "--network", used, "busybox", "sleep", "300"))
+			pr := must(t, cli("network", "prune", "-f", "--filter", "label="+label)).stdout
+			if !strings.Contains(pr, unused+"\n") || strings.Contains(pr, used+"\n") || strings.Contains(pr, other+"\n") {
+				t.Fatalf("network prune --filter label=%s removed:\n%s\nwant only %s", label, pr, unused)
+			}
+			if r := cli("network", "inspect", unused); r.code == 0 {
+				t.Fatalf("%s still there after prune", unused)
+			}
+			must(t, cli("network", "inspect", used))
+			must(t, cli("network", "inspect", other))
+		})
 	}
 }

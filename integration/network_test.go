@@ -310,3 +310,34 @@ func TestNetworkUDPAndRange(t *testing.T) {
 		t.Fatalf("second container on UDP port %d: %s", udp, r)
 	}
 }
+
+// TestNetworkPublishedOnHostAddress: a port published on every address is
+// reached through the host's own non-loopback address too (how other
+// hosts reach it; the packets stay on this host), and through 127.0.0.1.
+func TestNetworkPublishedOnHostAddress(t *testing.T) {
+	e := daemonEnv(t)
+	var hostIP string
+	ifs, _ := net.Interfaces()
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 || strings.HasPrefix(ifc.Name, "br-") || strings.HasPrefix(ifc.Name, "v") || strings.Contains(ifc.Name, "berth") {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && hostIP == "" {
+				hostIP = ipn.IP.String()
+			}
+		}
+	}
+	if hostIP == "" {
+		t.Skip("the host has no non-loopback IPv4 address")
+	}
+	name, port := uniq(t), freePort(t)
+	must(t, e.docker(t, append([]string{"run", "-d", "--name", name, "-p", fmt.Sprintf("%d:80", port)}, httpdArgs("any-address")...)...))
+	t.Cleanup(func() { e.docker(t, "rm", "-f", name) })
+	for _, ip := range []string{hostIP, "127.0.0.1"} {
+		if got := fetch(t, fmt.Sprintf("http://%s:%d/", ip, port)); got != "any-address\n" {
+			t.Fatalf("GET via %s:%d = %q", ip, port, got)
+		}
+	}
+}

@@ -135,6 +135,9 @@ func TestBerthPushPull(t *testing.T) {
 	r = must(t, e.berth(t, "push", ref))
 	wantAll(t, "push", r.stdout, "The push refers to repository ["+repo+"]\n", ": Preparing\n", ": Pushed\n", "v1: digest: sha256:", " size: ")
 	digestLine := r.stdout[strings.Index(r.stdout, "v1: digest: "):]
+	pushed := strings.TrimPrefix(digestLine[:strings.Index(digestLine, " size:")], "v1: digest: ")
+	// berth's summary (stderr, so that stdout stays docker's).
+	wantAll(t, "push summary", r.stderr, "pushed "+ref+": "+pushed+", 1 layers (1 uploaded, ")
 
 	r = must(t, e.berth(t, "push", ref))
 	wantAll(t, "second push", r.stdout, ": Layer already exists\n", digestLine)
@@ -153,6 +156,8 @@ func TestBerthPushPull(t *testing.T) {
 	must(t, e.berth(t, "rmi", ref))
 	r = must(t, e.berth(t, "pull", ref))
 	wantAll(t, "pull", r.stdout, "Status: Downloaded newer image for "+ref+"\n")
+	// busybox is still loaded: its layer is there, nothing to download.
+	wantAll(t, "pull summary", r.stderr, "pulled "+ref+": "+pushed+", 1 layers (0 downloaded, 0B) in ")
 	if got := strings.TrimSpace(must(t, e.berth(t, "image", "inspect", "-f", "{{.Id}}", ref)).stdout); got != id {
 		t.Errorf("pulled image ID %s, pushed %s", got, id)
 	}

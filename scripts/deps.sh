@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 # client and push/pull tests run against; podman (installed with its
 # recommends: conmon, netavark) runs containers on berth's runtime in a test;
 # git: the builder clones ADD's git sources with it; binutils: a test
-# reassembles the runtime's user-namespace helper from its source with as.
-packages=(busybox-static runc iproute2 hyperfine docker-registry podman git binutils ${BERTH_DEPS_EXTRA:-})
+# reassembles the runtime's user-namespace helper from its source with as;
+# iputils-ping: moby's TestStatsNetworkStats pings a container from the host.
+packages=(busybox-static runc iproute2 hyperfine docker-registry podman git binutils iputils-ping ${BERTH_DEPS_EXTRA:-})
 
 # dpkg-query prints one "ii name" line per installed package; anything else
 # (not installed, half-configured, unknown) counts as missing.

@@ -23,10 +23,8 @@
 # unless set) as berth-daemon.log and berth-keeper.log.
 # In remote mode (MOBY_IT_LOCAL=0) MOBY_IT_SKIP defaults to the tests that want to
 # start a dockerd of their own and fail on every target ("Please set the
-# DOCKER_INTEGRATION_DAEMON_DEST or the DEST environment variable"), and to
-# TestRemoveContainerWithVolume, which indexes Mounts[0] after a failed
-# check and panics the whole test binary while berth has no volumes (drop it
-# from the list once volumes land). See docs/moby-integration.md.
+# DOCKER_INTEGRATION_DAEMON_DEST or the DEST environment variable").
+# See docs/moby-integration.md.
 # The last line of output is the summary line:
 #   moby-integration(./integration/container): pass=N fail=N skip=N
 #
@@ -58,9 +56,9 @@ if [ "$LOCAL" = 1 ]; then
 	# Tests that call testutil/daemon.New (directly or through
 	# testDaemonIpcPrivateShareable / testRunWithCgroupNs /
 	# testCreateFailureWithCgroupNs), plus the volume panic below.
-	: "${MOBY_IT_SKIP=^(TestAttachDisconnectLeak|TestCDI.*|TestCreateWithCDIDevices|TestEtcCDI|TestContainerShmSize|TestCopyToContainerXZBinaryNotExecutedOnDaemon|TestContainerStartOnDaemonRestart|TestDaemonRestartIpcMode|TestDaemonHostGatewayIP|TestRestartDaemonWithRestartingContainer|TestHardRestartWhenContainerIsRunning|TestContainerKillOnDaemonStart|TestNetworkStateCleanupOnDaemonStart|TestExportContainerAfterDaemonRestart|TestRemoveDeadContainersOnDaemonRestart|TestDaemonRestartKillContainers|TestCgroupNamespacesRun.*|TestRunWithAlternativeContainerdShim|TestMacAddressIsAppliedToMainNetworkWithShortID|TestStaticIPOutsideSubpool|TestDaemonIpcMode.*|TestRemoveContainerWithVolume)\$}"
+	: "${MOBY_IT_SKIP=^(TestAttachDisconnectLeak|TestCDI.*|TestCreateWithCDIDevices|TestEtcCDI|TestContainerShmSize|TestCopyToContainerXZBinaryNotExecutedOnDaemon|TestContainerStartOnDaemonRestart|TestDaemonRestartIpcMode|TestDaemonHostGatewayIP|TestRestartDaemonWithRestartingContainer|TestHardRestartWhenContainerIsRunning|TestContainerKillOnDaemonStart|TestNetworkStateCleanupOnDaemonStart|TestExportContainerAfterDaemonRestart|TestRemoveDeadContainersOnDaemonRestart|TestDaemonRestartKillContainers|TestCgroupNamespacesRun.*|TestRunWithAlternativeContainerdShim|TestMacAddressIsAppliedToMainNetworkWithShortID|TestStaticIPOutsideSubpool|TestDaemonIpcMode.*)\$}"
 else
-	: "${MOBY_IT_SKIP=^(TestAttachDisconnectLeak|TestCDISpecDirsAreInSystemInfo|TestContainerShmSize|TestRemoveContainerWithVolume)\$}"
+	: "${MOBY_IT_SKIP=^(TestAttachDisconnectLeak|TestCDISpecDirsAreInSystemInfo|TestContainerShmSize)\$}"
 fi
 export MOBY_IT_SKIP
 

@@ -10,16 +10,24 @@
 # 1.1.5 passes on the development host plus those where berth does better,
 # minus host-dependent ones (SELinux, AppArmor) and the racy killsig. Every
 # one must pass: the exit status is the runner's (0 only if all pass).
-# About 35 s once the suite is built (the first build adds 2-3 minutes).
+# About 25 s once the suite is built (the first build adds 2-3 minutes).
 #
 # Builds bin/berth, then runs the shared runner
 # (../shared/suites/runtime-validation.sh, see its README section 2) twice:
 # OUTDIR/runc and OUTDIR/berth hold NAME.tap, NAME.err and summary.txt per
-# runtime. Prints both runners' summary lines and, per test file, where
-# berth passes fewer assertions than runc, or runc's file passes and
-# berth's does not. The first run builds the suite (about 2-3 minutes,
-# cached in $SUITES_CACHE, default /var/cache/berth-suites, which the runner
-# creates); later runs take 1-2 minutes per runtime.
+# runtime. Prints both runners' summary lines and a table with one line per
+# test file: runc's and berth's file status and passed/failed assertions,
+# and a verdict. Assertions are compared by their text (as a multiset), not
+# only counted: a file is WORSE when runc passes it and berth does not, or
+# when any assertion runc passes is failing or absent in berth's output
+# (listed as "runc only:"). Exceptions, each printed: a *_fail file berth
+# passes with no output (it refused the invalid config, as it must) while
+# runc ran the container. A WORSE file is rerun for berth alone up to
+# RTV_RERUN times; one that matches runc in a rerun is reported FLAKY (a
+# race in the test itself, e.g. killsig, which runc loses at about the same
+# rate), with the rerun's directory. The first run builds the suite (about
+# 2-3 minutes, cached in $SUITES_CACHE, default /var/cache/berth-suites,
+# which the runner creates); later runs take 1-2 minutes per runtime.
 #
 # Environment:
 #   RTV_RUNNER     the shared runner (default: ../shared/suites/runtime-validation.sh
@@ -31,10 +39,13 @@
 #   BERTH          use this berth binary instead of building bin/berth
 #   RTV_REUSE_RUNC 1 = keep an existing OUTDIR/runc from an earlier run (runc's
 #                  results do not change with berth's code)
+#   RTV_RERUN      reruns of a WORSE file before it counts as worse (default 2)
+#   RTV_STRICT     1 = FLAKY files count as worse for the exit status
 #
-# Exit status: 0 when berth has no file and no assertion that runc passes
-# and berth does not (with RUNC=none: the berth run's own status); 1
-# otherwise; 2 for setup errors. Needs root.
+# Exit status: 0 when no file is WORSE, i.e. berth passes every file and
+# every assertion runc passes, at least in one of the reruns (with
+# RUNC=none: the berth run's own status); 1 otherwise; 2 for setup errors.
+# Needs root.
 set -euo pipefail
 
 # The --ci set (see the header).
@@ -93,42 +104,91 @@ if [ "$runc" = none ]; then
 	exit "$status"
 fi
 
-# Per file: the passed assertions ("ok" lines that are not skips) by their
-# description, numbers and temporary names blanked so runs compare.
-passes() {
-	[ -f "$1" ] || return 0
-	{ grep -E '^ok( |$)' "$1" || true; } | { grep -viE '# *skip' || true; } |
-		sed -E 's/^ok [0-9]+ ?-? ?//; s/[0-9]+/N/g' | sort
+# Per file, every assertion by its text: the "ok" / "not ok" lines minus
+# skips and todos, with the TAP number stripped and UUIDs and temp names
+# blanked so runs compare. Numbers stay: "RLIMIT_NOFILE soft 1024" and
+# "... 2048" are different checks.
+texts() { # ok|notok TAPFILE
+	[ -f "$2" ] || return 0
+	local re='^ok( |$)'
+	[ "$1" = notok ] && re='^not ok( |$)'
+	{ grep -E "$re" "$2" || true; } | { grep -viE '# *(skip|todo)' || true; } |
+		sed -E 's/^(not )?ok *[0-9]* *-? *//
+			s/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/<uuid>/g
+			s/(ocitest|runtime-validation-bundles\.)[A-Za-z0-9_.]+/\1<tmp>/g' | LC_ALL=C sort
 }
-status_of() { awk -v n="$2" '$1 == n { print $2 }' "$1/summary.txt"; }
+status_of() { [ -f "$1/summary.txt" ] || return 0; awk -v n="$2" '$1 == n { print $2 }' "$1/summary.txt"; }
 
-echo "== per-file comparison (berth vs runc)"
-worse=0 better=0
-printf '%-32s %-7s %-7s %s\n' FILE RUNC BERTH NOTE
-for f in $(awk '$2 ~ /^(PASS|FAIL|BROKEN)$/ { print $1 }' "$out/berth/summary.txt"); do
-	rs=$(status_of "$out/runc" "$f") bs=$(status_of "$out/berth" "$f")
-	[ -n "$rs" ] || continue # not in runc's run (RTV_ONLY differed)
-	rp=$(passes "$out/runc/$f.tap" | wc -l) bp=$(passes "$out/berth/$f.tap" | wc -l)
-	missing=$(comm -23 <(passes "$out/runc/$f.tap") <(passes "$out/berth/$f.tap") | sort -u | awk 'NR <= 3')
-	# A file berth passes while runc's does not counts as better even with
-	# fewer assertions: a *_fail test passes when the runtime refuses the
-	# config before the container can report anything.
-	note=
-	if [ "$rs" = PASS ] && [ "$bs" != PASS ]; then note="WORSE: runc passes the file"
-	elif [ "$rs" != PASS ] && [ "$bs" = PASS ]; then note="better: runc $rs pass=$rp, berth $bs pass=$bp"
-	elif [ -n "$missing" ]; then note="WORSE: runc passes $rp assertions, berth $bp"
-	elif [ "$bp" -gt "$rp" ]; then note="better: runc $rs pass=$rp, berth $bs pass=$bp"
+# judge RUNCDIR BERTHDIR FILE sets rs bs (file status), rp rf bp bf (passed
+# and failed assertions), missing (runc's passing assertions berth does not
+# pass, as a multiset, each tagged with what berth did instead) and verdict:
+# WORSE, better, same.
+judge() {
+	local rdir=$1 bdir=$2 f=$3
+	rs=$(status_of "$rdir" "$f") bs=$(status_of "$bdir" "$f")
+	rp=$(texts ok "$rdir/$f.tap" | wc -l) rf=$(texts notok "$rdir/$f.tap" | wc -l)
+	bp=$(texts ok "$bdir/$f.tap" | wc -l) bf=$(texts notok "$bdir/$f.tap" | wc -l)
+	missing=$(LC_ALL=C comm -23 <(texts ok "$rdir/$f.tap") <(texts ok "$bdir/$f.tap") | LC_ALL=C sort -u |
+		while IFS= read -r a; do
+			if texts notok "$bdir/$f.tap" | grep -qxF -- "$a"; then echo "$a  [berth: not ok]"
+			else echo "$a  [berth: absent]"; fi
+		done)
+	verdict=same note=same
+	if [ "$bs" = PASS ] && [ "$rs" != PASS ] && [ ! -s "$bdir/$f.tap" ] && [[ $f == *_fail ]]; then
+		# A *_fail test passes with no output when the runtime refuses the
+		# invalid config, as it must; runc ran the container instead and its
+		# assertions come from inside it. Not a loss.
+		verdict=better note="berth refused the invalid config; runc ran it ($rs)"
+	elif [ "$rs" = PASS ] && [ "$bs" != PASS ]; then
+		verdict=WORSE note="runc passes the file, berth is ${bs:-missing}"
+	elif [ -n "$missing" ]; then
+		verdict=WORSE note="berth lacks $(echo "$missing" | wc -l) of runc's passing assertions"
+	elif [ "$rs" != PASS ] && [ "$bs" = PASS ]; then
+		verdict=better note="berth passes the file, runc is $rs"
+	elif [ "$bp" -gt "$rp" ] || [ "$bf" -lt "$rf" ]; then
+		verdict=better note="berth passes more assertions"
 	fi
-	case $note in
-	WORSE*) worse=$((worse + 1)) ;;
-	better*) better=$((better + 1)) ;;
-	esac
-	if [ -n "$note" ] || [ "$rs" != PASS ] || [ "$bs" != PASS ]; then
-		printf '%-32s %-7s %-7s %s\n' "$f" "$rs" "$bs" "$note"
-		case $note in WORSE*) [ -z "$missing" ] || echo "$missing" | sed 's/^/    runc only: /' ;; esac
+}
+
+echo "== per-file comparison (berth vs runc; pass/fail = assertions)"
+rerun=${RTV_RERUN:-2}
+worse=() flaky=() better=0 same=0
+printf '%-32s %-16s %-16s %s\n' FILE RUNC BERTH NOTE
+for f in $(awk '$2 ~ /^(PASS|FAIL|BROKEN)$/ { print $1 }' "$out/runc/summary.txt" "$out/berth/summary.txt" | sort -u); do
+	judge "$out/runc" "$out/berth" "$f"
+	if [ -z "$rs" ] || [ -z "$bs" ]; then # RTV_ONLY differed between the runs
+		printf '%-32s %-16s %-16s %s\n' "$f" "${rs:--}" "${bs:--}" "not run by both, not compared"
+		continue
 	fi
+	cols=$(printf '%-32s %-16s %-16s' "$f" "$rs $rp/$rf" "$bs $bp/$bf")
+	first_missing=$missing first_note=$note
+	if [ "$verdict" = WORSE ]; then
+		# A loss that does not come back in a rerun is a race in the test
+		# (killsig: a signal sent before the shell has set its trap is
+		# dropped by the kernel, for any runtime). Say so, never hide it.
+		k=1
+		while [ "$verdict" = WORSE ] && [ "$k" -le "$rerun" ]; do
+			rd=$out/rerun-$f-$k
+			rm -rf "$rd" "$rd.log"
+			RTV_ONLY="^$f\$" RTV_RUNTIME_ARGS=runtime "$runner" "$berth" "$rd" >"$rd.log" 2>&1 || true
+			judge "$out/runc" "$rd" "$f"
+			k=$((k + 1))
+		done
+		if [ "$verdict" = WORSE ]; then
+			worse+=("$f")
+			echo "$cols WORSE: $first_note (also in $rerun reruns, the last: $note)"
+		else
+			flaky+=("$f")
+			echo "$cols FLAKY: worse in the first run, as good as runc in rerun $((k - 1)) ($rd)"
+		fi
+		[ -z "$first_missing" ] || echo "$first_missing" | awk 'NR <= 5' | sed 's/^/    runc only: /'
+		continue
+	fi
+	case $verdict in better) better=$((better + 1)) ;; same) same=$((same + 1)) ;; esac
+	echo "$cols $note"
 done
 echo "runc:  $(tail -n 1 "$out/runc/summary.txt")"
 echo "berth: $(tail -n 1 "$out/berth/summary.txt")"
-echo "runtime-validation compare: berth worse than runc in $worse files, better in $better (output in $out)"
-[ "$worse" = 0 ]
+echo "runtime-validation compare: berth worse than runc in ${#worse[@]} files${worse:+ (${worse[*]})}," \
+	"flaky ${#flaky[@]}${flaky:+ (${flaky[*]})}, better in $better, same in $same (output in $out)"
+[ "${#worse[@]}" = 0 ] && { [ "${RTV_STRICT:-0}" = 0 ] || [ "${#flaky[@]}" = 0 ]; }

@@ -39,6 +39,7 @@ type daemonFlags struct {
 	host, dataRoot, execRoot, configFile, logLevel string
 	bridgeName, bridgeSubnet                       string
 	buildCacheMax                                  string
+	certsDir                                       string
 	debug                                          bool
 	// From the config file only: mirrors by registry domain, insecure
 	// registries.
@@ -65,6 +66,7 @@ func daemonCommand() *cobra.Command {
 	fl.BoolVarP(&f.debug, "debug", "D", false, "Enable debug logging")
 	fl.StringVar(&f.bridgeName, "bridge-name", "berth0", "Device name of the default bridge network")
 	fl.StringVar(&f.bridgeSubnet, "bridge-subnet", "10.209.0.0/24", "IPv4 subnet of the default bridge network")
+	fl.StringVar(&f.certsDir, "registry-certs-dir", "", "Directory of per-registry TLS certificates (<dir>/<host:port>/ca.crt, client.cert, client.key); default /etc/berth/certs.d then /etc/docker/certs.d")
 	fl.StringVar(&f.buildCacheMax, "build-cache-max", "", "Bound of the build cache (e.g. 5GB); default 10% of the data root's disk, at most 10GB")
 	return cmd
 }
@@ -89,6 +91,8 @@ func loadConfigFile(cmd *cobra.Command, f *daemonFlags) error {
 		// berth's: mirrors of any registry, by its domain.
 		RegistryMirrorsByHost map[string][]string `json:"registry-mirrors-by-host"`
 		InsecureRegistries    []string            `json:"insecure-registries"`
+		// berth's: where per-registry certificates are looked for.
+		RegistryCertsDir string `json:"registry-certs-dir"`
 		// docker's key for the build cache bound.
 		Builder struct {
 			GC struct {
@@ -120,6 +124,7 @@ func loadConfigFile(cmd *cobra.Command, f *daemonFlags) error {
 	set("exec-root", &f.execRoot, cfg.ExecRoot)
 	set("log-level", &f.logLevel, cfg.LogLevel)
 	set("build-cache-max", &f.buildCacheMax, cfg.Builder.GC.DefaultKeepStorage)
+	set("registry-certs-dir", &f.certsDir, cfg.RegistryCertsDir)
 	f.debug = f.debug || cfg.Debug
 	return nil
 }
@@ -162,7 +167,7 @@ func runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	d, err := daemon.New(daemon.Config{
 		DataRoot: f.dataRoot, ExecRoot: f.execRoot, Exe: exe, Logger: log,
 		BridgeName: f.bridgeName, BridgeSubnet: subnet,
-		RegistryMirrors: f.mirrors, InsecureRegistries: f.insecure,
+		RegistryMirrors: f.mirrors, InsecureRegistries: f.insecure, RegistryCertsDirs: certsDirs(f.certsDir),
 		BuildCacheMax: cacheMax,
 		Version:       Version, APIVersion: apiVersion, MinAPIVersion: minAPIVersion,
 	})
@@ -244,4 +249,13 @@ func keeperCommand() *cobra.Command {
 	cmd.Flags().StringVar(&execRoot, "exec-root", "/run/berth", "Root directory of runtime state")
 	cmd.Flags().DurationVar(&idle, "idle-exit", 30*time.Second, "Exit after this long without containers or daemon (0: never)")
 	return cmd
+}
+
+// certsDirs is the registry client's certificate directories for
+// --registry-certs-dir: nil (the defaults) when it is not set.
+func certsDirs(dir string) []string {
+	if dir == "" {
+		return nil
+	}
+	return []string{dir}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +28,9 @@ type registryConfig struct {
 	TLS  struct {
 		Cert string `json:"cert"`
 		Key  string `json:"key"`
+		// ClientCA makes the registry demand client certificates
+		// signed by one of these PEM CAs (mutual TLS).
+		ClientCA string `json:"clientCA"`
 	} `json:"tls"`
 	Auth struct {
 		server.AuthConfig
@@ -44,7 +49,8 @@ const registryConfigHelp = `Configuration file (--config, JSON; every field opti
   {
     "addr": "127.0.0.1:5000",
     "root": "/var/lib/berth-registry",
-    "tls":  {"cert": "server.crt", "key": "server.key"},
+    "tls":  {"cert": "server.crt", "key": "server.key",
+             "clientCA": "clients-ca.crt"},   demand client certificates
     "auth": {
       "realm": "berth-registry",          basic-auth realm
       "htpasswd": "/etc/berth/htpasswd",  user:bcrypt lines (htpasswd -B)
@@ -118,6 +124,7 @@ func registryServeCommand() *cobra.Command {
 	fl.StringVar(&c.Root, "root", "/var/lib/berth-registry", "Directory holding the registry's blobs, manifests and uploads")
 	fl.StringVar(&c.TLS.Cert, "tls-cert", "", "Serve HTTPS with this PEM certificate (chain)")
 	fl.StringVar(&c.TLS.Key, "tls-key", "", "PEM private key of --tls-cert")
+	fl.StringVar(&c.TLS.ClientCA, "tls-client-ca", "", "Demand client certificates signed by a CA in this PEM file")
 	fl.StringVar(&c.Auth.Htpasswd, "htpasswd", "", "Require users of this htpasswd file (bcrypt); basic auth unless --auth-token-realm")
 	fl.StringVar(&c.Auth.Realm, "auth-realm", "", "Basic-auth realm (default berth-registry)")
 	fl.StringVar(&c.Auth.TokenRealm, "auth-token-realm", "", "Absolute URL of the built-in token endpoint (e.g. https://host:5000/token); turns on bearer tokens")
@@ -147,6 +154,7 @@ func mergeRegistryConfig(fl *pflag.FlagSet, c *registryConfig, fc registryConfig
 	set("root", &c.Root, fc.Root)
 	set("tls-cert", &c.TLS.Cert, fc.TLS.Cert)
 	set("tls-key", &c.TLS.Key, fc.TLS.Key)
+	set("tls-client-ca", &c.TLS.ClientCA, fc.TLS.ClientCA)
 	set("htpasswd", &c.Auth.Htpasswd, fc.Auth.Htpasswd)
 	set("auth-realm", &c.Auth.Realm, fc.Auth.Realm)
 	set("auth-token-realm", &c.Auth.TokenRealm, fc.Auth.TokenRealm)
@@ -209,6 +217,21 @@ func runRegistry(ctx context.Context, c registryConfig, logLevel string, debug b
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		return errors.New("registry: --tls-cert and --tls-key go together")
 	}
+	var tlsConf *tls.Config
+	if c.TLS.ClientCA != "" {
+		if c.TLS.Cert == "" {
+			return errors.New("registry: --tls-client-ca needs --tls-cert and --tls-key")
+		}
+		pem, err := os.ReadFile(c.TLS.ClientCA)
+		if err != nil {
+			return fmt.Errorf("registry: --tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("registry: --tls-client-ca %s: no PEM certificate in it", c.TLS.ClientCA)
+		}
+		tlsConf = &tls.Config{ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	}
 	srv, err := server.New(c.Root, log, opts...)
 	if err != nil {
 		return err
@@ -218,7 +241,7 @@ func runRegistry(ctx context.Context, c registryConfig, logLevel string, debug b
 	if err != nil {
 		return fmt.Errorf("registry: listen on %s: %w", c.Addr, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsConf}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

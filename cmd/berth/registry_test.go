@@ -103,3 +103,102 @@ func TestRegistryServeTLSAndAuth(t *testing.T) {
 		t.Fatalf("GET %s without credentials: %d %q", url, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }
+
+// TestRegistryServeClientCA: with --tls-client-ca the registry completes
+// the TLS handshake only for clients whose certificate that CA signed.
+func TestRegistryServeClientCA(t *testing.T) {
+	dir := t.TempDir()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey := newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	// issue returns a PEM certificate and key signed by the CA.
+	issue := func(serial int64, tmpl *x509.Certificate) ([]byte, []byte) {
+		k := newKey()
+		tmpl.SerialNumber = big.NewInt(serial)
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, _ := x509.MarshalECPrivateKey(k)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	srvCert, srvKey := issue(2, &x509.Certificate{IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	cliCert, cliKey := issue(3, &x509.Certificate{Subject: pkix.Name{CommonName: "client"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var c registryConfig
+	c.Addr, c.Root = addr, filepath.Join(dir, "root")
+	c.TLS.Cert, c.TLS.Key = write("server.crt", srvCert), write("server.key", srvKey)
+	c.TLS.ClientCA = write("ca.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runRegistry(ctx, c, "error", false) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runRegistry: %v", err)
+		}
+	})
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	pair, err := tls.X509KeyPair(cliCert, cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}}}
+	without := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	url := "https://" + addr + "/v2/"
+	var resp *http.Response
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err = withCert.Get(url); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("GET %s with a client certificate: %v", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s with a client certificate: %d", url, resp.StatusCode)
+	}
+	if resp, err := without.Get(url); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET %s without a client certificate answered %d; want a refused handshake", url, resp.StatusCode)
+	}
+
+	// A client CA without a server certificate is a configuration error.
+	bad := c
+	bad.TLS.Cert, bad.TLS.Key = "", ""
+	if err := runRegistry(context.Background(), bad, "error", false); err == nil {
+		t.Error("--tls-client-ca without --tls-cert was accepted")
+	}
+}

@@ -186,6 +186,9 @@ type ImageBackend interface {
 	// RegistryLogin serves POST /auth: it checks the credentials against
 	// the registry.
 	RegistryLogin(ctx context.Context, auth registry.AuthConfig) (registry.AuthResponse, error)
+	// DistributionInspect serves GET /distribution/{name}/json: the
+	// descriptor name resolves to on its registry and its platforms.
+	DistributionInspect(ctx context.Context, name, authHeader string) (*registry.DistributionInspect, error)
 	Commit(ctx context.Context, container, repo, tag, author, comment string, changes []string, pause bool) (string, error)
 	// Build serves POST /build (the classic builder): buildContext is the
 	// context tar. A Dockerfile that does not parse is an InvalidParameter
@@ -214,6 +217,12 @@ type BuildOptions struct {
 	// request headers (build.SecretsHeader, build.ExplainHeader).
 	Secrets map[string][]byte
 	Explain bool
+	// Locate asks for the failed step's place in the Dockerfile, as an
+	// aux message before the error (build.LocateHeader).
+	Locate bool
+	// NetworkMode is the RUN containers' network (networkmode=): ""
+	// or "default" for the default bridge, "none", "host", a network.
+	NetworkMode string
 }
 
 // BuildExitCoder is implemented by a build error that carries the exit

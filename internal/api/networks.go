@@ -81,6 +81,12 @@ func (s *Server) networkPrune(w http.ResponseWriter, r *http.Request, _ params) 
 	return writeJSON(w, http.StatusOK, rep)
 }
 
+// BridgeInspector completes the builtin description of the default bridge
+// network (n, a copy) with its address plan and attached containers.
+type BridgeInspector interface {
+	BridgeInspect(ctx context.Context, n network.Inspect) network.Inspect
+}
+
 // NetworkConnector joins containers to user-defined networks and takes them
 // off (`network connect`/`disconnect`). Errors: NotFound for an unknown
 // network or container, Forbidden for a container already on the network,

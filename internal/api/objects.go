@@ -92,6 +92,9 @@ func (s *Server) networkInspect(w http.ResponseWriter, r *http.Request, p params
 	id := p["id"]
 	for _, n := range builtinNetworks {
 		if n.Name == id || n.ID == id || (len(id) >= 3 && strings.HasPrefix(n.ID, id)) {
+			if bi, ok := s.backend.(BridgeInspector); ok && n.Name == "bridge" {
+				n = bi.BridgeInspect(r.Context(), n)
+			}
 			return writeJSON(w, http.StatusOK, n)
 		}
 	}

@@ -32,3 +32,13 @@ func (s *Server) auth(w http.ResponseWriter, r *http.Request, _ params) error {
 		Status        string
 	}{res.IdentityToken, res.Status})
 }
+
+// distributionInspect is GET /distribution/{name}/json with
+// X-Registry-Auth: docker's answer to "what is this on the registry".
+func (s *Server) distributionInspect(w http.ResponseWriter, r *http.Request, p params) error {
+	res, err := s.backend.DistributionInspect(r.Context(), p["name"], r.Header.Get("X-Registry-Auth"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}

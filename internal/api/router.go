@@ -130,3 +130,11 @@ func apiVersion(ctx context.Context) string {
 	v, _ := ctx.Value(versionKey{}).(string)
 	return v
 }
+
+// VersionBefore reports whether ctx is an API request made with a version
+// older than v; false for calls that did not come through the API. The
+// backend uses it for defaults that dockerd records at create by version.
+func VersionBefore(ctx context.Context, v string) bool {
+	have := apiVersion(ctx)
+	return have != "" && compareVersions(have, v) < 0
+}

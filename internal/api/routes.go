@@ -110,5 +110,5 @@ func (s *Server) routes() {
 	rt.handle(anyMethod, "/session", notImplemented("build sessions"))
 	rt.handle(anyMethod, "/grpc", notImplemented("gRPC"))
 	rt.handle(post, "/auth", s.auth)
-	rt.handle(anyMethod, "/distribution/{name...}/json", notImplemented("distribution inspect"))
+	rt.handle(get, "/distribution/{name...}/json", s.distributionInspect)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 
 	"berth/internal/errdefs"
 )
@@ -55,6 +57,16 @@ func (s *Server) checkCreateRequest(r *http.Request, req *container.CreateReques
 	}
 	if compareVersions(version, "1.43") < 0 {
 		req.HostConfig.Annotations = nil // added in 1.43
+	}
+	if compareVersions(version, "1.44") < 0 {
+		// Recursive read-only binds came with 1.44 (older clients keep
+		// non-recursive ones: the backend asks VersionBefore); refuse
+		// rather than ignore a demand to force them, as dockerd does.
+		for _, m := range req.HostConfig.Mounts {
+			if m.Type == mount.TypeBind && m.BindOptions != nil && m.BindOptions.ReadOnlyForceRecursive {
+				return errdefs.InvalidParameter(errors.New("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"))
+			}
+		}
 	}
 	if eps := req.NetworkingConfig.EndpointsConfig; compareVersions(version, "1.44") < 0 && len(eps) > 1 {
 		names := make([]string, 0, len(eps))

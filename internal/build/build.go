@@ -146,6 +146,9 @@ func Build(ctx context.Context, be Backend, cache Cache, df *Dockerfile, opts Op
 	if b.out == nil {
 		b.out = io.Discard
 	}
+	if df.Syntax != "" {
+		fmt.Fprintf(b.out, "Note: # syntax=%s is ignored: berth builds with its built-in Dockerfile frontend\n", df.Syntax)
+	}
 	if v := opts.BuildArgs["SOURCE_DATE_EPOCH"]; v != nil {
 		sec, err := strconv.ParseInt(*v, 10, 64)
 		if err != nil {
@@ -308,6 +311,13 @@ func (b *builder) printStep(text string) {
 
 func (b *builder) buildStage(ctx context.Context, s instructions.Stage) (string, error) {
 	b.printStep(s.SourceCode)
+	id, err := b.stageFrom(ctx, s)
+	return id, located(err, b.step, s.SourceCode, s.Location)
+}
+
+// stageFrom runs s from its FROM on; an error not yet located is FROM's
+// (an ONBUILD trigger runs at its child's FROM).
+func (b *builder) stageFrom(ctx context.Context, s instructions.Stage) (string, error) {
 	if err := b.checkPlatform(s.Platform); err != nil {
 		return "", err
 	}
@@ -340,7 +350,7 @@ func (b *builder) buildStage(ctx context.Context, s instructions.Stage) (string,
 	for _, cmd := range s.Commands {
 		b.printStep(cmdText(cmd))
 		if err := b.dispatch(ctx, st, cmd); err != nil {
-			return "", err
+			return "", located(err, b.step, cmdText(cmd), cmd.Location())
 		}
 		if st.img.ID != "" {
 			fmt.Fprintf(b.out, " ---> %s\n", short(st.img.ID))
@@ -530,7 +540,7 @@ func (b *builder) dispatch(ctx context.Context, st *stageState, cmd instructions
 			parents: c.Parents, excludes: c.ExcludePatterns, link: c.Link})
 	case *instructions.AddCommand:
 		return b.copy(ctx, st, copySpec{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, text: text, add: true, inline: c.SourceContents,
-			checksum: c.Checksum, keepGitDir: c.KeepGitDir != nil && *c.KeepGitDir, excludes: c.ExcludePatterns, link: c.Link})
+			checksum: c.Checksum, keepGitDir: c.KeepGitDir != nil && *c.KeepGitDir, excludes: c.ExcludePatterns, link: c.Link, unpack: c.Unpack})
 	default:
 		return fmt.Errorf("%s is not supported by this builder", strings.ToUpper(cmd.Name()))
 	}
@@ -605,6 +615,7 @@ func (b *builder) cached(st *stageState, key string) bool {
 		return false
 	}
 	fmt.Fprintf(b.out, " ---> Using cache\n")
+	b.rememberInputs(b.pending.text, b.pending.inputs) // the latest build of the step
 	st.img = img
 	return true
 }

@@ -18,6 +18,9 @@ const (
 	SecretsHeader = "X-Berth-Build-Secrets"
 	// ExplainHeader set to "1" asks for --explain's cache-miss reasons.
 	ExplainHeader = "X-Berth-Build-Explain"
+	// LocateHeader set to "1" asks for a StepLocation aux message before
+	// the error of a failed build (berth build shows the Dockerfile line).
+	LocateHeader = "X-Berth-Build-Locate"
 )
 
 // EncodeSecrets packs secrets (id -> contents) into one header value.

@@ -36,6 +36,9 @@ type copySpec struct {
 	parents      bool     // COPY --parents
 	excludes     []string // --exclude patterns
 	link         bool     // --link
+	// unpack is ADD --unpack: nil unpacks local archives and not
+	// downloads (docker's rule); true or false decides for both.
+	unpack *bool
 }
 
 // entry is one member of a layer being made.
@@ -273,6 +276,7 @@ func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
 			var missing *missingSourceError
 			if errors.As(err, &missing) && c.from != "" {
 				missing.from = c.from
+				_, missing.stage = b.stages[strings.ToLower(c.from)]
 			}
 			if err != nil {
 				return err
@@ -303,7 +307,7 @@ func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
 			if isGit(u) {
 				done, err = b.addGit(ctx, set, u, cleanDest, owner, mode, c.keepGitDir)
 			} else {
-				done, err = b.addURL(ctx, set, u, cleanDest, destDir, owner, mode, c.checksum)
+				done, err = b.addURL(ctx, set, u, cleanDest, destDir, owner, mode, c.checksum, c.unpack != nil && *c.unpack)
 			}
 			if err != nil {
 				return err
@@ -334,7 +338,7 @@ func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
 					dirMode = nil // a fresh directory, as BuildKit's linked layer has
 				}
 				destDirMeta(set, layerRoot(root), treeDest, dirMode)
-			case c.add && isArchive(full):
+			case c.add && (c.unpack == nil || *c.unpack) && isArchive(full):
 				if err := b.addArchive(set, full, cleanDest, owner); err != nil {
 					return err
 				}
@@ -365,9 +369,7 @@ func (b *builder) copy(ctx context.Context, st *stageState, c copySpec) error {
 	if err != nil {
 		return err
 	}
-	if b.opts.Explain {
-		b.pendingFiles = files
-	}
+	b.pendingFiles = files // recorded on every build, for the next --explain
 	key := b.key(st, c.text, sum, b.created.String())
 	if b.cached(st, key) {
 		return nil

@@ -61,11 +61,19 @@ func parentsPath(src, rel string) string {
 // of --from.
 type missingSourceError struct {
 	src, from string
+	stage     bool // from names a stage of this Dockerfile, not an image
 }
 
 func (e *missingSourceError) Error() string {
 	if e.from != "" {
-		return fmt.Sprintf("COPY failed: stat %s: file does not exist", strings.TrimPrefix(path.Clean("/"+e.src), "/"))
+		// docker's words, then where the file was looked for: the
+		// context is not involved, the stage or image is.
+		where := "image"
+		if e.stage {
+			where = "stage"
+		}
+		return fmt.Sprintf("COPY failed: stat %s: file does not exist in %s %s (COPY --from=%s)",
+			strings.TrimPrefix(path.Clean("/"+e.src), "/"), where, e.from, e.from)
 	}
 	return fmt.Sprintf("COPY failed: file not found in build context or excluded by .dockerignore: stat %s: file does not exist", e.src)
 }

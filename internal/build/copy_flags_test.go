@@ -44,7 +44,8 @@ func TestExcludeMatcher(t *testing.T) {
 func TestMissingSourceMessages(t *testing.T) {
 	fb := newFakeBackend(t)
 	for df, want := range map[string]string{
-		"FROM busybox AS a\nFROM busybox\nCOPY --from=a /nosuch /x\n": "COPY failed: stat nosuch: file does not exist",
+		"FROM busybox AS a\nFROM busybox\nCOPY --from=a /nosuch /x\n": "COPY failed: stat nosuch: file does not exist in stage a (COPY --from=a)",
+		"FROM busybox\nCOPY --from=busybox /nosuch /x\n":              "COPY failed: stat nosuch: file does not exist in image busybox (COPY --from=busybox)",
 		"FROM busybox\nCOPY nosuch /x\n":                              "COPY failed: file not found in build context or excluded by .dockerignore: stat nosuch: file does not exist",
 	} {
 		_, out, err := buildText(t, fb, t.TempDir(), df)

@@ -96,10 +96,13 @@ func inputName(l string) string {
 	return kind + " "
 }
 
-// rememberInputs keeps the inputs of a step that ran, for the next
-// build's explanations.
+// rememberInputs keeps the inputs of a step, whether it ran or was a
+// cache hit, on every build (not only --explain ones), so that the next
+// build's --explain always has the last build to compare with. The Cache
+// is expected to make this cheap (the daemon's batches the writes of a
+// build into one transaction).
 func (b *builder) rememberInputs(text string, in []string) {
-	if !b.opts.Explain || b.cache == nil {
+	if b.cache == nil {
 		return
 	}
 	raw, _ := json.Marshal(in)

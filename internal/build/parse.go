@@ -17,6 +17,7 @@
 package build
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,9 @@ type Dockerfile struct {
 	Stages   []instructions.Stage
 	MetaArgs []instructions.ArgCommand
 	Escape   rune
+	// Syntax is the "# syntax=" directive, if any: accepted and
+	// ignored (Build notes it), as berth has one built-in frontend.
+	Syntax string
 }
 
 // ParseError is a Dockerfile that cannot be parsed; its message is
@@ -49,7 +53,12 @@ func (e *ParseError) Error() string {
 
 // Parse reads a Dockerfile.
 func Parse(r io.Reader) (*Dockerfile, error) {
-	res, err := parser.Parse(r)
+	dt, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read the Dockerfile: %w", err)
+	}
+	syntax, _, _, _ := parser.DetectSyntax(dt)
+	res, err := parser.Parse(bytes.NewReader(dt))
 	if err != nil {
 		return nil, parseError(err)
 	}
@@ -60,7 +69,7 @@ func Parse(r io.Reader) (*Dockerfile, error) {
 	if len(stages) == 0 {
 		return nil, &ParseError{Msg: "no build stage in current context"}
 	}
-	return &Dockerfile{Stages: stages, MetaArgs: metaArgs, Escape: res.EscapeToken}, nil
+	return &Dockerfile{Stages: stages, MetaArgs: metaArgs, Escape: res.EscapeToken, Syntax: syntax}, nil
 }
 
 // parseError turns buildkit's located errors into docker's message.

@@ -60,9 +60,11 @@ func urlFileName(u *url.URL, disposition string) string {
 
 // addURL downloads src into a temporary file (removed by the returned
 // clean-up) and adds it at dest: mode 0600 as docker gives downloads
-// (unless --chmod), modification time from Last-Modified, never
-// unpacked. checksum ("sha256:HEX") is verified when set.
-func (b *builder) addURL(ctx context.Context, set layerSet, src, dest string, destDir bool, owner *[2]int, mode *fs.FileMode, checksum string) (func(), error) {
+// (unless --chmod), modification time from Last-Modified. It is not
+// unpacked unless unpack (BuildKit's ADD --unpack=true), and then only
+// if it is a tar (plain or compressed), into the directory dest.
+// checksum ("sha256:HEX") is verified when set.
+func (b *builder) addURL(ctx context.Context, set layerSet, src, dest string, destDir bool, owner *[2]int, mode *fs.FileMode, checksum string, unpack bool) (func(), error) {
 	u, err := url.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("ADD %s: %w", src, err)
@@ -104,6 +106,13 @@ func (b *builder) addURL(ctx context.Context, set layerSet, src, dest string, de
 			cleanup()
 			return nil, fmt.Errorf("ADD %s: digest mismatch %s: %s", src, sum, checksum)
 		}
+	}
+	if unpack && isArchive(f.Name()) {
+		if err := b.addArchive(set, f.Name(), dest, owner); err != nil {
+			cleanup()
+			return nil, err
+		}
+		return cleanup, nil
 	}
 	target := dest
 	if destDir {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,7 +22,7 @@ import (
 
 type buildOptions struct {
 	context, dockerfile, target, iidfile string
-	platform                             string
+	platform, progress, network          string
 	tags, buildArgs, labels, secrets     []string
 	why                                  []string
 	noCache, quiet, pull, explain        bool
@@ -49,6 +50,8 @@ func newBuildCommand(c *Cli) *cobra.Command {
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.BoolVar(&opts.pull, "pull", false, "Always attempt to pull a newer version of the image")
 	f.StringVar(&opts.iidfile, "iidfile", "", "Write the image ID to the file")
+	f.StringVar(&opts.progress, "progress", "auto", "Set type of progress output (\"auto\", \"plain\", \"tty\", \"quiet\"): auto is a line per step on a terminal, plain the classic stream")
+	f.StringVar(&opts.network, "network", "default", "Set the networking mode for the RUN instructions during build")
 	f.BoolVar(&opts.explain, "explain", false, "Print why each step missed the cache (berth)")
 	f.StringArrayVar(&opts.why, "why", nil, "Print which .dockerignore rule includes or excludes PATH, and do not build (berth)")
 	f.StringArrayVar(&opts.secrets, "secret", nil, "Secret to expose to RUN --mount=type=secret (format: \"id=mysecret,src=/local/secret\")")
@@ -59,19 +62,31 @@ func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
 	if len(opts.why) > 0 {
 		return runWhy(c, opts)
 	}
+	mode, err := progressMode(opts.progress, opts.quiet, c.Out().IsTerminal())
+	if err != nil {
+		return err
+	}
 	var body io.Reader
+	var dfText []byte // the Dockerfile, to show a failed step's lines
 	dockerfile := opts.dockerfile
 	if opts.context == "-" {
 		df, err := io.ReadAll(c.In())
 		if err != nil {
 			return err
 		}
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(df)), Typeflag: tar.TypeReg})
-		tw.Write(df)
-		tw.Close()
-		body, dockerfile = &buf, "Dockerfile"
+		if isContextArchive(df) {
+			// A whole context as a tar (plain or compressed), as docker
+			// build - takes it; -f names the Dockerfile inside it.
+			body = bytes.NewReader(df)
+		} else {
+			dfText = df
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(df)), Typeflag: tar.TypeReg})
+			tw.Write(df)
+			tw.Close()
+			body, dockerfile = &buf, "Dockerfile"
+		}
 	} else {
 		var err error
 		var rd io.Reader
@@ -80,14 +95,25 @@ func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
 			return err
 		}
 		body = rd
+		dfPath := opts.dockerfile
+		if dfPath == "" {
+			dfPath = filepath.Join(opts.context, "Dockerfile")
+		}
+		dfText, _ = os.ReadFile(dfPath) // only for showing a failed step
 	}
 	headers, err := controlHeaders(opts.secrets, opts.explain)
 	if err != nil {
 		return err
 	}
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	headers[build.LocateHeader] = "1"
+	// -q is the CLI's: the daemon sends the whole stream, so that a
+	// failing step's output can still be shown.
 	bo := client.ImageBuildOptions{
-		Tags: opts.tags, Dockerfile: dockerfile, NoCache: opts.noCache, SuppressOutput: opts.quiet,
-		Remove: true, PullParent: opts.pull, Target: opts.target,
+		Tags: opts.tags, Dockerfile: dockerfile, NoCache: opts.noCache,
+		Remove: true, PullParent: opts.pull, Target: opts.target, NetworkMode: opts.network,
 		BuildArgs: map[string]*string{}, Labels: map[string]string{},
 	}
 	for _, a := range opts.buildArgs {
@@ -123,18 +149,49 @@ func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
 	}
 	res, err := apiClient.ImageBuild(ctx, body, bo)
 	if err != nil {
-		return err
+		// A daemon-side error (a Dockerfile that does not parse, say):
+		// the message only, exit status 1, as docker prints it.
+		return StatusError{Cause: err, StatusCode: 1}
 	}
 	defer res.Body.Close()
+	var width int
+	if c.Out().IsTerminal() {
+		_, w := c.Out().GetTtySize()
+		width = int(w)
+	}
+	view := newBuildView(mode, c.Out(), c.Err(), width)
+	view.dockerfile = dfText
+	view.start()
+	if opts.dockerfile != "" {
+		view.name = filepath.Base(opts.dockerfile)
+	}
 	var id string
-	err = displayJSONMessages(res.Body, c.Out(), func(raw json.RawMessage) {
-		var aux struct{ ID string }
-		if json.Unmarshal(raw, &aux) == nil && aux.ID != "" {
-			id = aux.ID
+	var loc *build.StepLocationDetail
+	err = displayJSONMessages(res.Body, NewOutStream(view), func(raw json.RawMessage) {
+		var aux struct {
+			ID string
+			build.StepLocation
+		}
+		if json.Unmarshal(raw, &aux) == nil {
+			if aux.ID != "" {
+				id = aux.ID
+			}
+			if aux.FailedStep != nil {
+				loc = aux.FailedStep
+			}
 		}
 	})
+	view.finish(err != nil, loc)
 	if err != nil {
-		return streamError(err)
+		err = streamError(err)
+		var se StatusError
+		if !errors.As(err, &se) {
+			err = StatusError{Cause: err, StatusCode: 1} // never the usage text
+		}
+		return err
+	}
+	if mode == progressQuiet && id != "" {
+		fmt.Fprintln(c.Out(), id)
 	}
 	if opts.iidfile != "" && id != "" {
 		if err := os.WriteFile(opts.iidfile, []byte(id), 0o644); err != nil {
@@ -256,4 +313,15 @@ func runWhy(c *Cli, opts buildOptions) error {
 		fmt.Fprintln(c.Out(), build.WhyIgnored(rules, dockerfile, p))
 	}
 	return nil
+}
+
+// isContextArchive tells a build context sent on stdin (a tar, or a
+// gzip, bzip2, xz or zstd stream) from a Dockerfile, by its first bytes.
+func isContextArchive(b []byte) bool {
+	for _, magic := range [][]byte{{0x1f, 0x8b}, []byte("BZh"), {0xfd, '7', 'z', 'X', 'Z', 0}, {0x28, 0xb5, 0x2f, 0xfd}} {
+		if bytes.HasPrefix(b, magic) {
+			return true
+		}
+	}
+	return len(b) >= 262 && string(b[257:262]) == "ustar"
 }

@@ -64,6 +64,7 @@ type containerOptions struct {
 
 	network     []string
 	ip          string
+	ip6         string
 	aliases     *listOpts
 	publish     *listOpts
 	publishAll  bool
@@ -181,6 +182,7 @@ func addContainerFlags(flags *pflag.FlagSet) *containerOptions {
 	flags.StringArrayVar(&o.network, "net", nil, "Connect a container to a network")
 	_ = flags.MarkHidden("net")
 	flags.StringVar(&o.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	flags.StringVar(&o.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
 	flags.Var(o.aliases, "network-alias", "Add network-scoped alias for the container")
 	flags.Var(o.aliases, "net-alias", "Add network-scoped alias for the container")
 	_ = flags.MarkHidden("net-alias")
@@ -523,15 +525,13 @@ func (o *containerOptions) parse(flags *pflag.FlagSet) (*containerConfig, error)
 			endpoints[n] = &network.EndpointSettings{}
 		}
 	}
-	if o.ip != "" || len(o.aliases.GetAll()) > 0 {
+	if o.ip != "" || o.ip6 != "" || len(o.aliases.GetAll()) > 0 {
 		es := &network.EndpointSettings{Aliases: o.aliases.GetAll()}
-		if o.ip != "" {
-			ip, err := netip.ParseAddr(o.ip)
-			if err != nil || !ip.Is4() {
-				return nil, fmt.Errorf("invalid IPv4 address: %s", o.ip)
-			}
-			es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+		ipam, err := endpointIPAM(o.ip, o.ip6)
+		if err != nil {
+			return nil, err
 		}
+		es.IPAMConfig = ipam
 		endpoints[networkMode] = es
 	}
 	return &containerConfig{

@@ -620,7 +620,7 @@ func runPull(ctx context.Context, c *Cli, opts *pullOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := pullImage(ctx, c, apiClient, reference.FamiliarString(named), opts.platform, opts.quiet, c.Out()); err != nil {
+	if err := pullWithSummary(ctx, c, apiClient, reference.FamiliarString(named), opts.platform, opts.quiet); err != nil {
 		return streamError(err)
 	}
 	fmt.Fprintln(c.Out(), named.String())

@@ -319,7 +319,7 @@ func newNetworkPruneCommand(c *Cli) *cobra.Command {
 }
 
 type networkConnectOptions struct {
-	ip      string
+	ip, ip6 string
 	aliases *listOpts
 }
 
@@ -334,19 +334,18 @@ func newNetworkConnectCommand(c *Cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.ip, "ip", "", "IPv4 address (e.g., \"172.30.100.104\")")
+	cmd.Flags().StringVar(&o.ip6, "ip6", "", "IPv6 address (e.g., \"2001:db8::33\")")
 	cmd.Flags().Var(o.aliases, "alias", "Add network-scoped alias for the container")
 	return cmd
 }
 
 func runNetworkConnect(ctx context.Context, c *Cli, nw, ctr string, o *networkConnectOptions) error {
 	es := &network.EndpointSettings{Aliases: o.aliases.GetAll()}
-	if o.ip != "" {
-		ip, err := netip.ParseAddr(o.ip)
-		if err != nil || !ip.Is4() {
-			return fmt.Errorf("invalid IPv4 address: %s", o.ip)
-		}
-		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+	ipam, err := endpointIPAM(o.ip, o.ip6)
+	if err != nil {
+		return err
 	}
+	es.IPAMConfig = ipam
 	apiClient, err := c.Client()
 	if err != nil {
 		return err
@@ -372,4 +371,27 @@ func newNetworkDisconnectCommand(c *Cli) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the container to disconnect from a network")
 	return cmd
+}
+
+// endpointIPAM parses --ip and --ip6 (either may be empty; nil when both are).
+func endpointIPAM(ip4, ip6 string) (*network.EndpointIPAMConfig, error) {
+	if ip4 == "" && ip6 == "" {
+		return nil, nil
+	}
+	var c network.EndpointIPAMConfig
+	if ip4 != "" {
+		ip, err := netip.ParseAddr(ip4)
+		if err != nil || !ip.Is4() {
+			return nil, fmt.Errorf("invalid IPv4 address: %s", ip4)
+		}
+		c.IPv4Address = ip
+	}
+	if ip6 != "" {
+		ip, err := netip.ParseAddr(ip6)
+		if err != nil || !ip.Is6() || ip.Is4In6() {
+			return nil, fmt.Errorf("invalid IPv6 address: %s", ip6)
+		}
+		c.IPv6Address = ip
+	}
+	return &c, nil
 }

@@ -56,11 +56,14 @@ func runPush(ctx context.Context, c *Cli, opts *pushOptions) error {
 	if opts.quiet {
 		out = NewOutStream(io.Discard)
 	}
-	if err := displayJSONMessages(resp, out, func(json.RawMessage) {}); err != nil {
+	sum := newTransferSummary(resp)
+	if err := displayJSONMessages(sum, out, func(json.RawMessage) {}); err != nil {
 		return streamError(err)
 	}
 	if opts.quiet {
 		fmt.Fprintln(c.Out(), reference.FamiliarString(named))
+	} else {
+		fmt.Fprintln(c.Err(), sum.line("pushed", reference.FamiliarString(named)))
 	}
 	return nil
 }

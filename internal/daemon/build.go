@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/container"
 
 	"berth/internal/api"
@@ -29,7 +30,13 @@ func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.Bui
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if _, err := archive.Apply(ctx, dir, buildContext, archive.ApplyOptions{NoChown: true}); err != nil {
+	// The context may come compressed (docker build - < ctx.tar.gz).
+	rc, _, err := archive.Decompress(buildContext)
+	if err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("read build context: %w", err))
+	}
+	defer rc.Close()
+	if _, err := archive.Apply(ctx, dir, rc, archive.ApplyOptions{NoChown: true}); err != nil {
 		return errdefs.InvalidParameter(fmt.Errorf("read build context: %w", err))
 	}
 	// berth build --secret: daemon-private files outside the context,
@@ -63,9 +70,14 @@ func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.Bui
 	if opts.Quiet {
 		w.quiet = true
 	}
-	be := &buildBackend{d: d, rm: opts.Remove || opts.ForceRm}
+	be := &buildBackend{d: d, rm: opts.Remove || opts.ForceRm, network: opts.NetworkMode,
+		pull: opts.Pull, progress: out, pulled: map[string]error{}}
 	cache := d.buildCache()
-	defer cache.flush()
+	defer func() {
+		if err := cache.flush(); err != nil {
+			d.log.Warn("build cache: recording the build's steps failed", "err", err)
+		}
+	}()
 	id, err := build.Build(ctx, be, cache, df, build.Options{
 		ContextDir: dir, Ignore: ignore, BuildArgs: opts.BuildArgs, Labels: opts.Labels,
 		NoCache: opts.NoCache, Target: opts.Target, Out: w,
@@ -73,6 +85,9 @@ func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.Bui
 	})
 	w.flush()
 	if err != nil {
+		if loc, ok := build.Location(err); ok && opts.Locate {
+			out.WriteMessage(api.JSONMessage{Aux: loc})
+		}
 		return err
 	}
 	if err := out.WriteMessage(api.JSONMessage{Aux: map[string]string{"ID": id}}); err != nil {
@@ -143,16 +158,61 @@ func (w *streamWriter) flush() {
 
 // buildBackend is build.Backend over the daemon.
 type buildBackend struct {
-	d  *Daemon
-	rm bool
+	d       *Daemon
+	rm      bool
+	network string // the RUN containers' network mode; "" the default
+	// pull (--pull) pulls every image a FROM or COPY --from names, once
+	// per build; without it only the images the store lacks are pulled,
+	// as docker's classic builder does. Pull progress goes to progress.
+	pull     bool
+	progress api.Progress
+	pullMu   sync.Mutex
+	pulled   map[string]error
 }
 
 func (b *buildBackend) ResolveImage(ctx context.Context, ref string) (build.Image, error) {
 	img, err := b.d.images.Resolve(ref)
+	byID := err == nil && strings.HasPrefix(img.ID.Encoded(), ref) // a short ID, not a name
+	if named := pullable(ref); named != "" && !byID && (b.pull || errdefs.IsNotFound(err)) {
+		if perr := b.pullOnce(ctx, named); perr != nil {
+			if err == nil {
+				// --pull with the registry out of reach: docker fails too.
+				return build.Image{}, perr
+			}
+			return build.Image{}, fmt.Errorf("%w (and pulling it failed: %v)", err, perr)
+		}
+		img, err = b.d.images.Resolve(ref)
+	}
 	if err != nil {
 		return build.Image{}, err
 	}
 	return build.Image{ID: img.ID.String(), Config: img.DockerConfig()}, nil
+}
+
+// pullable is ref as a registry reference, or "" when it is an image ID
+// (the builder's own step and stage images) or no reference at all.
+func pullable(ref string) string {
+	if strings.HasPrefix(ref, "sha256:") {
+		return ""
+	}
+	n, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ""
+	}
+	return reference.FamiliarString(reference.TagNameOnly(n))
+}
+
+// pullOnce pulls ref at most once per build (parallel stages may share
+// a base).
+func (b *buildBackend) pullOnce(ctx context.Context, ref string) error {
+	b.pullMu.Lock()
+	defer b.pullMu.Unlock()
+	if err, done := b.pulled[ref]; done {
+		return err
+	}
+	err := b.d.pull(ctx, ref, "", "", "", b.progress)
+	b.pulled[ref] = err
+	return err
 }
 
 func (b *buildBackend) parent(id string) (*image.Image, error) {
@@ -179,7 +239,7 @@ func (b *buildBackend) Run(ctx context.Context, step build.Step, run *container.
 	cfg := *run
 	cfg.Image = step.Parent
 	cfg.Labels = map[string]string{}
-	resp, err := b.d.ContainerCreate(ctx, "", &container.CreateRequest{Config: &cfg, HostConfig: &container.HostConfig{Mounts: step.Mounts}})
+	resp, err := b.d.ContainerCreate(ctx, "", &container.CreateRequest{Config: &cfg, HostConfig: &container.HostConfig{Mounts: step.Mounts, NetworkMode: container.NetworkMode(b.network)}})
 	if err != nil {
 		return "", fmt.Errorf("create the container of RUN: %w", err)
 	}

@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +16,8 @@ import (
 
 	buildtypes "github.com/moby/moby/api/types/build"
 	digest "github.com/opencontainers/go-digest"
+	"go.etcd.io/bbolt"
+	bbolterrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
 	"berth/internal/api"
@@ -20,17 +25,32 @@ import (
 	"berth/internal/image"
 )
 
-// The classic builder's step cache lives in <data-root>/build-cache.json:
-// each record maps a step's cache key to the image the step made, with
-// when it was made and last used (for LRU pruning); --explain's inputs
-// ride along under "explain/" keys. The images themselves are ordinary
-// untagged images of the store; pruning a record deletes its image when
-// nothing else (a tag, a container, a child image) holds it.
+// The classic builder's step cache lives in the daemon's metadata.db
+// (bbolt): bucket build-cache-steps maps a step's cache key to a JSON
+// buildCacheRecord (the image the step made, when it was made and last
+// used, for LRU pruning); bucket build-cache-explain maps --explain's
+// keys to the inputs of the step's last build. The images themselves are
+// ordinary untagged images of the store; pruning a record deletes its
+// image when nothing else (a tag, a container, a child image) holds it.
 //
-// A file rewritten whole under one lock is enough here: a build touches
-// it once per step, and a crash loses at most the last records (a cache
-// miss, never a wrong hit: the image a record names is checked to exist).
+// A lookup is a read transaction. What a build changes — the records of
+// the steps it ran, the last use of its hits, the inputs of every step —
+// is kept in memory and written by flush in one transaction when the
+// build ends, failed or not: one commit per build however large the
+// cache. A crash loses that build's records (misses, never a wrong hit:
+// the image a record names is checked to exist).
+//
+// The earlier store, <data-root>/build-cache.json (a flat key -> ID map,
+// then a versioned index), is imported once and renamed
+// build-cache.json.imported.
 
+var (
+	buildCacheStepsBucket   = []byte("build-cache-steps")
+	buildCacheExplainBucket = []byte("build-cache-explain")
+)
+
+// buildCacheMu keeps pruning runs (builder prune, the bound after a
+// build) from choosing from the same records at once.
 var buildCacheMu sync.Mutex
 
 // buildCacheRecord is one step of the cache.
@@ -41,83 +61,182 @@ type buildCacheRecord struct {
 	Uses     int       `json:"uses"`
 }
 
+// buildCacheIndex is the whole cache, as pruning and system df read it
+// (and as build-cache.json held it).
 type buildCacheIndex struct {
 	Version int                          `json:"version"`
 	Steps   map[string]*buildCacheRecord `json:"steps"`
 	Explain map[string]string            `json:"explain,omitempty"`
 }
 
-// fileCache is build.Cache over build-cache.json. Hits are only noted
-// in memory and written by flush, once per build: a cache-hit rebuild
-// then reads the file per step but rewrites it once.
-type fileCache struct {
-	path    string
+// boltCache is build.Cache over metadata.db for one build; flush writes
+// what the build changed.
+type boltCache struct {
+	db      *bbolt.DB
 	mu      sync.Mutex
-	touched map[string]time.Time
+	touched map[string]time.Time         // hits: key -> when
+	steps   map[string]*buildCacheRecord // records made by this build
+	explain map[string]string            // explain inputs of this build
 }
 
-func (d *Daemon) buildCache() *fileCache {
-	return &fileCache{path: filepath.Join(d.cfg.DataRoot, "build-cache.json")}
+var (
+	importMu         sync.Mutex
+	importedDataRoot = map[string]bool{}
+)
+
+func (d *Daemon) buildCache() *boltCache {
+	importMu.Lock()
+	if !importedDataRoot[d.cfg.DataRoot] {
+		importedDataRoot[d.cfg.DataRoot] = true
+		if err := importBuildCacheJSON(d.db, filepath.Join(d.cfg.DataRoot, "build-cache.json")); err != nil {
+			d.log.Warn("build cache: importing build-cache.json failed", "err", err)
+		}
+	}
+	importMu.Unlock()
+	return &boltCache{db: d.db}
 }
 
 func (d *Daemon) cacheMountRoot() string {
 	return filepath.Join(d.cfg.DataRoot, "build-cache-mounts")
 }
 
-func (c *fileCache) load() *buildCacheIndex {
-	ix := &buildCacheIndex{Version: 2, Steps: map[string]*buildCacheRecord{}, Explain: map[string]string{}}
-	raw, err := os.ReadFile(c.path)
-	if err != nil {
-		return ix
-	}
+// readBuildCacheJSON reads build-cache.json in either of its formats.
+func readBuildCacheJSON(raw []byte) (*buildCacheIndex, error) {
 	var v2 buildCacheIndex
 	if json.Unmarshal(raw, &v2) == nil && v2.Version == 2 {
-		ix = &v2
-		if ix.Steps == nil {
-			ix.Steps = map[string]*buildCacheRecord{}
+		if v2.Steps == nil {
+			v2.Steps = map[string]*buildCacheRecord{}
 		}
-		if ix.Explain == nil {
-			ix.Explain = map[string]string{}
-		}
-		return ix
+		return &v2, nil
 	}
 	// The first format: a flat key -> image ID map.
-	ix = &buildCacheIndex{Version: 2, Steps: map[string]*buildCacheRecord{}, Explain: map[string]string{}}
 	var flat map[string]string
-	if json.Unmarshal(raw, &flat) == nil {
-		now := time.Now().UTC()
-		for k, v := range flat {
-			if strings.HasPrefix(k, "explain/") {
-				ix.Explain[k] = v
-			} else {
-				ix.Steps[k] = &buildCacheRecord{ID: v, Created: now, LastUsed: now}
-			}
+	if err := json.Unmarshal(raw, &flat); err != nil {
+		return nil, fmt.Errorf("read build cache index: %w", err)
+	}
+	ix := &buildCacheIndex{Version: 2, Steps: map[string]*buildCacheRecord{}, Explain: map[string]string{}}
+	now := time.Now().UTC()
+	for k, v := range flat {
+		if strings.HasPrefix(k, "explain/") {
+			ix.Explain[k] = v
+		} else {
+			ix.Steps[k] = &buildCacheRecord{ID: v, Created: now, LastUsed: now}
 		}
 	}
+	return ix, nil
+}
+
+// importBuildCacheJSON moves the records of the old file store into db
+// (records already in db win) and renames the file, so it runs once.
+func importBuildCacheJSON(db *bbolt.DB, path string) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ix, err := readBuildCacheJSON(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		sb, eb, err := buildCacheBuckets(tx)
+		if err != nil {
+			return err
+		}
+		for k, r := range ix.Steps {
+			if sb.Get([]byte(k)) != nil {
+				continue
+			}
+			v, _ := json.Marshal(r)
+			if err := sb.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		for k, v := range ix.Explain {
+			if eb.Get([]byte(k)) == nil {
+				if err := eb.Put([]byte(k), []byte(v)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	return os.Rename(path, path+".imported")
+}
+
+func buildCacheBuckets(tx *bbolt.Tx) (steps, explain *bbolt.Bucket, err error) {
+	if steps, err = tx.CreateBucketIfNotExists(buildCacheStepsBucket); err != nil {
+		return nil, nil, err
+	}
+	if explain, err = tx.CreateBucketIfNotExists(buildCacheExplainBucket); err != nil {
+		return nil, nil, err
+	}
+	return steps, explain, nil
+}
+
+// loadBuildCache reads every record (for pruning and system df).
+func loadBuildCache(db *bbolt.DB) *buildCacheIndex {
+	ix := &buildCacheIndex{Version: 2, Steps: map[string]*buildCacheRecord{}, Explain: map[string]string{}}
+	db.View(func(tx *bbolt.Tx) error {
+		if b := tx.Bucket(buildCacheStepsBucket); b != nil {
+			b.ForEach(func(k, v []byte) error {
+				var r buildCacheRecord
+				if json.Unmarshal(v, &r) == nil {
+					ix.Steps[string(k)] = &r
+				}
+				return nil
+			})
+		}
+		if b := tx.Bucket(buildCacheExplainBucket); b != nil {
+			b.ForEach(func(k, v []byte) error {
+				ix.Explain[string(k)] = string(v)
+				return nil
+			})
+		}
+		return nil
+	})
 	return ix
 }
 
-func (c *fileCache) save(ix *buildCacheIndex) {
-	raw, err := json.Marshal(ix)
-	if err != nil {
-		return
+func (c *boltCache) Lookup(key string) (string, bool) {
+	explain := strings.HasPrefix(key, "explain/")
+	c.mu.Lock()
+	if explain {
+		if v, ok := c.explain[key]; ok {
+			c.mu.Unlock()
+			return v, true
+		}
+	} else if r, ok := c.steps[key]; ok {
+		c.mu.Unlock()
+		return r.ID, true
 	}
-	tmp := c.path + ".tmp"
-	if os.WriteFile(tmp, raw, 0o600) == nil {
-		os.Rename(tmp, c.path)
+	c.mu.Unlock()
+	var val []byte
+	c.db.View(func(tx *bbolt.Tx) error {
+		bucket := buildCacheStepsBucket
+		if explain {
+			bucket = buildCacheExplainBucket
+		}
+		if b := tx.Bucket(bucket); b != nil {
+			if v := b.Get([]byte(key)); v != nil {
+				val = bytes.Clone(v) // valid only inside the transaction
+			}
+		}
+		return nil
+	})
+	if val == nil {
+		return "", false
 	}
-}
-
-func (c *fileCache) Lookup(key string) (string, bool) {
-	buildCacheMu.Lock()
-	defer buildCacheMu.Unlock()
-	ix := c.load()
-	if strings.HasPrefix(key, "explain/") {
-		v, ok := ix.Explain[key]
-		return v, ok
+	if explain {
+		return string(val), true
 	}
-	r, ok := ix.Steps[key]
-	if !ok {
+	var r buildCacheRecord
+	if json.Unmarshal(val, &r) != nil || r.ID == "" {
 		return "", false
 	}
 	c.mu.Lock()
@@ -129,40 +248,68 @@ func (c *fileCache) Lookup(key string) (string, bool) {
 	return r.ID, true
 }
 
-// flush records the hits of this build (last use, use count).
-func (c *fileCache) flush() {
+func (c *boltCache) Store(key, id string) {
 	c.mu.Lock()
-	touched := c.touched
-	c.touched = nil
-	c.mu.Unlock()
-	if len(touched) == 0 {
+	defer c.mu.Unlock()
+	if strings.HasPrefix(key, "explain/") {
+		if c.explain == nil {
+			c.explain = map[string]string{}
+		}
+		c.explain[key] = id
 		return
 	}
-	buildCacheMu.Lock()
-	defer buildCacheMu.Unlock()
-	ix := c.load()
-	for k, t := range touched {
-		if r, ok := ix.Steps[k]; ok {
+	if c.steps == nil {
+		c.steps = map[string]*buildCacheRecord{}
+	}
+	now := time.Now().UTC()
+	c.steps[key] = &buildCacheRecord{ID: id, Created: now, LastUsed: now, Uses: 1}
+}
+
+// flush writes what this build changed in one transaction: its new
+// records, the last use and use count of its hits, its explain inputs.
+func (c *boltCache) flush() error {
+	c.mu.Lock()
+	touched, steps, explain := c.touched, c.steps, c.explain
+	c.touched, c.steps, c.explain = nil, nil, nil
+	c.mu.Unlock()
+	if len(touched)+len(steps)+len(explain) == 0 {
+		return nil
+	}
+	return c.db.Update(func(tx *bbolt.Tx) error {
+		sb, eb, err := buildCacheBuckets(tx)
+		if err != nil {
+			return err
+		}
+		for k, t := range touched {
+			var r buildCacheRecord
+			if v := sb.Get([]byte(k)); v == nil || json.Unmarshal(v, &r) != nil {
+				continue // pruned meanwhile
+			}
 			if t.After(r.LastUsed) {
 				r.LastUsed = t
 			}
 			r.Uses++
+			v, _ := json.Marshal(&r)
+			if err := sb.Put([]byte(k), v); err != nil {
+				return err
+			}
 		}
-	}
-	c.save(ix)
-}
-
-func (c *fileCache) Store(key, id string) {
-	buildCacheMu.Lock()
-	defer buildCacheMu.Unlock()
-	ix := c.load()
-	if strings.HasPrefix(key, "explain/") {
-		ix.Explain[key] = id
-	} else {
-		now := time.Now().UTC()
-		ix.Steps[key] = &buildCacheRecord{ID: id, Created: now, LastUsed: now, Uses: 1}
-	}
-	c.save(ix)
+		for k, r := range steps {
+			v, _ := json.Marshal(r)
+			if err := sb.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		for k, v := range explain {
+			if string(eb.Get([]byte(k))) == v {
+				continue // a rebuild with the same inputs dirties no page
+			}
+			if err := eb.Put([]byte(k), []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // cacheEntry is a record with what pruning needs to know of its image.
@@ -239,7 +386,7 @@ func (d *Daemon) BuildCachePrune(ctx context.Context, opts api.BuildPruneOptions
 	buildCacheMu.Lock()
 	defer buildCacheMu.Unlock()
 	c := d.buildCache()
-	ix := c.load()
+	ix := loadBuildCache(c.db)
 	entries := d.cacheEntries(ix)
 	protected := map[digest.Digest]bool{}
 	if !opts.All {
@@ -247,14 +394,28 @@ func (d *Daemon) BuildCachePrune(ctx context.Context, opts api.BuildPruneOptions
 	}
 	rep := &buildtypes.CachePruneReport{CachesDeleted: []string{}}
 	keys, drop := selectPrune(entries, opts, protected, time.Now())
-	for _, k := range keys {
-		delete(ix.Steps, k)
-		rep.CachesDeleted = append(rep.CachesDeleted, k)
+	clearExplain := opts.All && opts.Until == 0 && opts.KeepStorage == 0
+	err := c.db.Update(func(tx *bbolt.Tx) error {
+		sb, _, err := buildCacheBuckets(tx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := sb.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		if clearExplain {
+			if err := tx.DeleteBucket(buildCacheExplainBucket); err != nil && !errors.Is(err, bbolterrors.ErrBucketNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prune the build cache: %w", err)
 	}
-	if opts.All && opts.Until == 0 && opts.KeepStorage == 0 {
-		ix.Explain = map[string]string{}
-	}
-	c.save(ix)
+	rep.CachesDeleted = append(rep.CachesDeleted, keys...)
 	if len(drop) > 0 {
 		// Prune repeats until nothing is left to delete, so a chain of
 		// step images goes from its leaf down.
@@ -331,10 +492,7 @@ func treeSize(p string) int64 {
 
 // buildCacheUsage is the build-cache line of system df.
 func (d *Daemon) buildCacheUsage() *buildtypes.DiskUsage {
-	buildCacheMu.Lock()
-	ix := d.buildCache().load()
-	buildCacheMu.Unlock()
-	entries := d.cacheEntries(ix)
+	entries := d.cacheEntries(loadBuildCache(d.buildCache().db))
 	protected := d.protectedImages()
 	u := &buildtypes.DiskUsage{Items: []buildtypes.CacheRecord{}}
 	for _, e := range entries {
@@ -394,9 +552,7 @@ func (d *Daemon) enforceBuildCacheBound(ctx context.Context, max int64) {
 	if max <= 0 {
 		max = defaultBuildCacheMax(d.cfg.DataRoot)
 	}
-	buildCacheMu.Lock()
-	entries := d.cacheEntries(d.buildCache().load())
-	buildCacheMu.Unlock()
+	entries := d.cacheEntries(loadBuildCache(d.buildCache().db))
 	var total int64
 	for _, e := range entries {
 		total += e.size
@@ -412,4 +568,4 @@ func (d *Daemon) enforceBuildCacheBound(ctx context.Context, max int64) {
 	d.log.Info("build cache: pruned to its bound", "max", max, "records", len(rep.CachesDeleted), "reclaimed", rep.SpaceReclaimed)
 }
 
-var _ build.Cache = (*fileCache)(nil)
+var _ build.Cache = (*boltCache)(nil)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	"go.etcd.io/bbolt"
 
 	"berth/internal/api"
 	"berth/internal/image"
@@ -44,27 +45,61 @@ func TestSelectPrune(t *testing.T) {
 	}
 }
 
-// TestBuildCacheFileFormats: the first format (a flat key -> ID map) is
-// read as records, lookups count uses, and explain data stays apart.
-func TestBuildCacheFileFormats(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "build-cache.json")
-	if err := os.WriteFile(p, []byte(`{"k1":"sha256:aa","explain/2/ff":"[\"base x\"]"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := &fileCache{path: p}
-	if id, ok := c.Lookup("k1"); !ok || id != "sha256:aa" {
-		t.Fatalf("old record: %q %v", id, ok)
-	}
-	if v, ok := c.Lookup("explain/2/ff"); !ok || v != `["base x"]` {
-		t.Fatalf("old explain entry: %q %v", v, ok)
-	}
-	c.Store("k2", "sha256:bb")
-	c.flush()
-	ix := c.load()
-	if ix.Version != 2 || len(ix.Steps) != 2 || ix.Steps["k1"].Uses != 1 || ix.Steps["k2"].Uses != 1 || ix.Steps["k1"].LastUsed.Before(ix.Steps["k1"].Created) || len(ix.Explain) != 1 {
-		t.Fatalf("index after store: %+v", ix)
-	}
-	if _, ok := c.Lookup("nosuch"); ok {
-		t.Fatal("a missing key was found")
+// TestBuildCacheImportAndBatch: both formats of the old build-cache.json
+// are imported once into metadata.db (the file renamed); lookups read,
+// and only flush writes: a build's new records, its hits' last use and
+// use count, and its explain inputs, in one transaction.
+func TestBuildCacheImportAndBatch(t *testing.T) {
+	for name, old := range map[string]string{
+		"flat":      `{"k1":"sha256:aa","explain/2/ff":"[\"base x\"]"}`,
+		"versioned": `{"version":2,"steps":{"k1":{"id":"sha256:aa","created":"2026-01-01T00:00:00Z","lastUsed":"2026-01-01T00:00:00Z","uses":0}},"explain":{"explain/2/ff":"[\"base x\"]"}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := bbolt.Open(filepath.Join(dir, "metadata.db"), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			p := filepath.Join(dir, "build-cache.json")
+			if err := os.WriteFile(p, []byte(old), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := importBuildCacheJSON(db, p); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Fatalf("build-cache.json still there after the import: %v", err)
+			}
+			if _, err := os.Stat(p + ".imported"); err != nil {
+				t.Fatalf("the old file was not kept as .imported: %v", err)
+			}
+			c := &boltCache{db: db}
+			if id, ok := c.Lookup("k1"); !ok || id != "sha256:aa" {
+				t.Fatalf("imported record: %q %v", id, ok)
+			}
+			if v, ok := c.Lookup("explain/2/ff"); !ok || v != `["base x"]` {
+				t.Fatalf("imported explain entry: %q %v", v, ok)
+			}
+			c.Store("k2", "sha256:bb")
+			c.Store("explain/3/ee", `["base y"]`)
+			if id, ok := c.Lookup("k2"); !ok || id != "sha256:bb" {
+				t.Fatalf("a record of this build is not seen before flush: %q %v", id, ok)
+			}
+			if ix := loadBuildCache(db); len(ix.Steps) != 1 || len(ix.Explain) != 1 {
+				t.Fatalf("the store was written before flush: %+v", ix)
+			}
+			if err := c.flush(); err != nil {
+				t.Fatal(err)
+			}
+			ix := loadBuildCache(db)
+			if len(ix.Steps) != 2 || ix.Steps["k1"].Uses != 1 || ix.Steps["k2"].Uses != 1 ||
+				!ix.Steps["k1"].LastUsed.After(ix.Steps["k1"].Created) || len(ix.Explain) != 2 {
+				t.Fatalf("cache after flush: steps %v explain %v", ix.Steps, ix.Explain)
+			}
+			if _, ok := (&boltCache{db: db}).Lookup("nosuch"); ok {
+				t.Fatal("a missing key was found")
+			}
+		})
 	}
 }

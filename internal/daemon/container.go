@@ -39,12 +39,18 @@ type Container struct {
 	NetworkAliases []string `json:",omitempty"`
 	// NetworkIP is the --ip address on a user-defined network (zero: any).
 	NetworkIP netip.Addr `json:",omitzero"`
+	// NetworkIP6 is the --ip6 address on a user-defined --ipv6 network.
+	NetworkIP6 netip.Addr `json:",omitzero"`
 	// Networks are the user-defined networks joined with `network connect`
 	// besides HostConfig.NetworkMode, in joining order (see netconnect.go).
 	Networks []*NetAttachment `json:",omitempty"`
 	// Volumes are the volumes mounted into the container (see
 	// resolveVolumes).
 	Volumes []VolumeMount `json:",omitempty"`
+	// ReadOnlyNonRecursive records a create through API < 1.44: its
+	// read-only binds stay read-only on their top mount only, as they were
+	// then (dockerd records the same per mount point).
+	ReadOnlyNonRecursive bool `json:",omitempty"`
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced at every state change

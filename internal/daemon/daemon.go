@@ -63,6 +63,10 @@ type Config struct {
 	RegistryMirrors map[string][]string
 	// InsecureRegistries are registries (host:port) spoken to over HTTP.
 	InsecureRegistries []string
+	// RegistryCertsDirs are searched for <dir>/<host:port>/ registry TLS
+	// certificates (ca.crt, client.cert/.key), instead of the defaults
+	// /etc/berth/certs.d and /etc/docker/certs.d, when not empty.
+	RegistryCertsDirs []string
 	// BuildCacheMax bounds the build cache in bytes; least recently used
 	// steps are pruned after a build that leaves it larger. Zero: 10% of
 	// the data root's file system, at most 10 GB.

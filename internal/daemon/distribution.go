@@ -7,6 +7,7 @@ import (
 	"runtime"
 
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/registry"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.etcd.io/bbolt"
@@ -47,6 +48,7 @@ func (d *Daemon) registryClient(creds regclient.Credentials, maxAttempts int) *r
 		MaxAttempts:        maxAttempts,
 		Mirrors:            d.cfg.RegistryMirrors,
 		InsecureRegistries: d.cfg.InsecureRegistries,
+		CertsDirs:          d.cfg.RegistryCertsDirs,
 	})
 }
 
@@ -179,4 +181,23 @@ func (d *Daemon) recordCompressed(blob digest.Digest, desc ocispec.Descriptor) {
 		// Only a hint: the next push compresses again.
 		slog.Warn("push: remembering a compressed layer", "blob", blob, "err", err)
 	}
+}
+
+// DistributionInspect serves GET /distribution/{name}/json: what name
+// resolves to on its registry and the platforms it offers, without
+// pulling. auth is X-Registry-Auth.
+func (d *Daemon) DistributionInspect(ctx context.Context, name, auth string) (*registry.DistributionInspect, error) {
+	creds, err := registryCredentials(auth)
+	if err != nil {
+		return nil, err
+	}
+	named, err := regclient.ParseReference(name)
+	if err != nil {
+		return nil, err
+	}
+	desc, plats, err := d.registryClient(creds, 0).Inspect(ctx, named)
+	if err != nil {
+		return nil, err
+	}
+	return &registry.DistributionInspect{Descriptor: desc, Platforms: plats}, nil
 }

@@ -56,6 +56,17 @@ func (d *Daemon) ExecCreate(ctx context.Context, name string, req *container.Exe
 		c.mu.Unlock()
 		return "", errdefs.Conflict(fmt.Errorf("Container %s is paused, unpause the container before exec", c.ID))
 	}
+	rootfs := filepath.Join(c.BundleDir, "rootfs")
+	c.mu.Unlock()
+	if req.User != "" {
+		// As dockerd: an unknown user or group fails the create (400), not
+		// the start, whose error would only reach an attached client as
+		// output after the upgrade.
+		if _, err := specgen.ResolveUser(rootfs, req.User, nil); err != nil {
+			return "", errdefs.InvalidParameter(err)
+		}
+	}
+	c.mu.Lock()
 	var b [32]byte
 	rand.Read(b[:])
 	e := &execConfig{ID: hex.EncodeToString(b[:]), ContainerID: c.ID, Config: *req, done: make(chan struct{})}

@@ -19,6 +19,9 @@ type etcFiles struct{ hostname, hosts, resolv string }
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf in its directory; the spec bind-mounts them.
 func (d *Daemon) writeEtcFiles(c *Container) (etcFiles, error) {
+	if c.HostConfig.NetworkMode.IsContainer() {
+		return d.joinedEtcFiles(c)
+	}
 	dir := d.containerDir(c.ID)
 	f := etcFiles{filepath.Join(dir, "hostname"), filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")}
 	hostname := c.Config.Hostname

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/storage"
@@ -121,7 +120,7 @@ func (d *Daemon) ImageInspect(ctx context.Context, name string) (*imagetypes.Ins
 	if err != nil {
 		return nil, err
 	}
-	cfg := dockerspec.DockerOCIImageConfig{ImageConfig: img.Config.Config}
+	cfg := img.DockerConfig() // Healthcheck, OnBuild and Shell too
 	layers := make([]string, len(img.Layers))
 	for i, l := range img.Layers {
 		layers[i] = l.DiffID.String()

@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"berth/internal/api"
 	"berth/internal/errdefs"
 	"berth/internal/jsonlog"
 	"berth/internal/keeper"
@@ -91,6 +92,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	}
 	c.Path, c.Args = processArgs(&cfg, img.Config.Config.Entrypoint, img.Config.Config.Cmd)
 	c.NetworkAliases = networkAliases(req.NetworkingConfig, hc.NetworkMode)
+	c.ReadOnlyNonRecursive = api.VersionBefore(ctx, "1.44")
 	// Reserve the name now; the container becomes visible (to rm, start,
 	// inspect) only once its layer and record exist.
 	d.names[name] = id
@@ -104,7 +106,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 		os.RemoveAll(d.containerDir(id))
 		return container.CreateResponse{}, err
 	}
-	if c.NetworkIP, err = networkIP(req.NetworkingConfig, hc.NetworkMode); err != nil {
+	if c.NetworkIP, c.NetworkIP6, err = networkIP(req.NetworkingConfig, hc.NetworkMode); err != nil {
 		return fail(err)
 	}
 	if c.Networks, err = d.createNetworks(req.NetworkingConfig, hc.NetworkMode); err != nil {
@@ -301,7 +303,7 @@ func (d *Daemon) start(c *Container) (retErr error) {
 	spec, err := specgen.Build(specgen.Input{
 		ID: c.ID, Config: c.Config, HostConfig: specHostConfig(c.HostConfig, volPaths, c.Volumes), Image: &img.Config.Config, NamespacePaths: nsPaths,
 		Rootfs: rootfs, HostnamePath: files.hostname, HostsPath: files.hosts, ResolvConfPath: files.resolv,
-		InitPath: d.cfg.Exe,
+		InitPath: d.cfg.Exe, ReadOnlyNonRecursive: c.ReadOnlyNonRecursive,
 	})
 	if err != nil {
 		return err

@@ -57,6 +57,24 @@ func TestPlanSubnets(t *testing.T) {
 		t.Errorf("gateway outside the subnet: %v", err)
 	}
 
+	// the documented restrictions: the gateway is the first address, the
+	// ip-range the whole subnet
+	other := req(false, "10.211.0.0/24")
+	other.IPAM.Config[0].Gateway = netip.MustParseAddr("10.211.0.254")
+	if _, err := planSubnets(other, src); !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), "only the subnet's first address") {
+		t.Errorf("gateway other than the first address: %v", err)
+	}
+	rng := req(false, "10.211.0.0/24")
+	rng.IPAM.Config[0].IPRange = netip.MustParsePrefix("10.211.0.128/25")
+	if _, err := planSubnets(rng, src); !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), "smaller than the subnet") {
+		t.Errorf("ip-range smaller than the subnet: %v", err)
+	}
+	rng.IPAM.Config[0].IPRange = netip.MustParsePrefix("10.211.0.0/24")
+	rng.IPAM.Config[0].Gateway = netip.MustParseAddr("10.211.0.1")
+	if p, err := planSubnets(rng, src); err != nil || p.v4.Gateway.String() != "10.211.0.1" {
+		t.Errorf("ip-range equal to the subnet and the first address as gateway: %+v, %v", p, err)
+	}
+
 	p, err := planSubnets(req(false), src)
 	if err != nil || p.v4.Subnet.String() != "10.210.1.0/24" || p.v4.Gateway.String() != "10.210.1.1" || p.v6 != nil {
 		t.Fatalf("default plan = %+v, %v", p, err)

@@ -41,6 +41,8 @@ type NetAttachment struct {
 	Aliases   []string
 	// IP is the address asked for with --ip (zero: any).
 	IP netip.Addr `json:",omitzero"`
+	// IP6 is the address asked for with --ip6 (zero: any).
+	IP6 netip.Addr `json:",omitzero"`
 	// Endpoint is the interface while the container runs.
 	Endpoint *berthnet.Endpoint `json:",omitempty"`
 }
@@ -140,14 +142,11 @@ func (d *Daemon) NetworkConnect(ctx context.Context, ref string, req network.Con
 	att := &NetAttachment{NetworkID: n.info.ID, Name: n.info.Name}
 	if es := req.EndpointConfig; es != nil {
 		att.Aliases = append([]string(nil), es.Aliases...)
-		if es.IPAMConfig != nil {
-			att.IP = es.IPAMConfig.IPv4Address
+		if att.IP, att.IP6, err = staticIPs(es.IPAMConfig); err != nil {
+			return err
 		}
 	}
-	if att.IP.IsValid() && !att.IP.Is4() {
-		return errdefs.InvalidParameter(fmt.Errorf("address %s: an IPv4 address is needed", att.IP))
-	}
-	if n.defaultBridge && (att.IP.IsValid() || len(att.Aliases) > 0) {
+	if n.defaultBridge && (att.IP.IsValid() || att.IP6.IsValid() || len(att.Aliases) > 0) {
 		return errdefs.InvalidParameter(errors.New("network-scoped aliases and user specified IP addresses are supported on user defined networks only"))
 	}
 	c.mu.Lock()
@@ -158,7 +157,7 @@ func (d *Daemon) NetworkConnect(ctx context.Context, ref string, req network.Con
 		return errdefs.InvalidParameter(errors.New("container cannot be disconnected from host network or connected to host network"))
 	case mode.IsContainer():
 		return errdefs.InvalidParameter(errors.New("container sharing network namespace with another container or host cannot be connected to any other network"))
-	case mode.IsNone():
+	case mode.IsNone() && (c.Endpoint == nil || !c.State.Running()):
 		return errdefs.InvalidParameter(errors.New("container cannot be connected to multiple networks with one of the networks in private (none) mode"))
 	case c.removed || c.removing:
 		return errdefs.Conflict(fmt.Errorf("container %s is being removed", c.ID[:12]))
@@ -167,15 +166,18 @@ func (d *Daemon) NetworkConnect(ctx context.Context, ref string, req network.Con
 	case onNetwork(c, n):
 		return errdefs.Forbidden(fmt.Errorf("endpoint with name %s already exists in network %s", strings.TrimPrefix(c.Name, "/"), n.info.Name))
 	}
+	if mode.IsNone() {
+		// it left its last network while running (disconnectFirst): n
+		// becomes its first network again, in the namespace it kept
+		return d.rejoinFirst(c, n, att)
+	}
 	if c.Endpoint != nil && c.State.Running() {
 		if err := d.joinNetwork(c, n, att); err != nil {
 			return err
 		}
-	} else if att.IP.IsValid() {
-		// refuse an address outside the subnet now rather than at start
-		if sub := n.info.IPAM.Config[0].Subnet; !sub.Contains(att.IP) {
-			return errdefs.InvalidParameter(fmt.Errorf("address %s is not in network %s's subnet %s", att.IP, n.info.Name, sub))
-		}
+	} else if err := checkStaticIPs(n, att); err != nil {
+		// refused now rather than at start
+		return err
 	}
 	c.Networks = append(c.Networks, att)
 	if att.Endpoint != nil {
@@ -187,11 +189,59 @@ func (d *Daemon) NetworkConnect(ctx context.Context, ref string, req network.Con
 	return d.save(c)
 }
 
+// rejoinFirst plugs a running container that has only lo left (it was
+// disconnected from its last network) into n, which becomes its first
+// network, with the default route, as dockerd's reconnect; c.mu held.
+func (d *Daemon) rejoinFirst(c *Container, n *userNet, att *NetAttachment) error {
+	if err := d.joinNetwork(c, n, att); err != nil {
+		return err
+	}
+	ep := att.Endpoint
+	if !n.info.Internal {
+		if err := berthnet.DefaultRoute(ep); err != nil {
+			d.log.Warn("network connect: default route", "id", c.ID, "err", err)
+		}
+	}
+	c.Endpoint = ep
+	if n.defaultBridge {
+		c.HostConfig.NetworkMode = "bridge"
+	} else {
+		c.HostConfig.NetworkMode = container.NetworkMode(n.info.Name)
+		c.NetworkAliases, c.NetworkIP, c.NetworkIP6 = att.Aliases, att.IP, att.IP6
+	}
+	if err := d.pointResolvConf(c); err != nil {
+		d.log.Warn("network connect: resolv.conf", "id", c.ID, "err", err)
+	}
+	d.emitNetwork(n.info.ID, n.info.Name, events.ActionConnect, c.ID)
+	return d.save(c)
+}
+
+// checkStaticIPs refuses --ip and --ip6 addresses outside n's subnets.
+func checkStaticIPs(n *userNet, att *NetAttachment) error {
+	for _, ip := range []netip.Addr{att.IP, att.IP6} {
+		if !ip.IsValid() {
+			continue
+		}
+		in := false
+		for _, cfg := range n.info.IPAM.Config {
+			in = in || cfg.Subnet.Contains(ip)
+		}
+		if !in {
+			return errdefs.InvalidParameter(fmt.Errorf("address %s is not in a subnet of network %s", ip, n.info.Name))
+		}
+	}
+	return nil
+}
+
 // joinNetwork hot-plugs c (running, namespace at c.Endpoint.NetnsPath) into
 // n and starts n's DNS server; c.mu held.
 func (d *Daemon) joinNetwork(c *Container, n *userNet, att *NetAttachment) error {
-	if att.IP.IsValid() {
-		if err := n.mgr.ReserveIP(c.ID, att.IP); err != nil {
+	for _, ip := range []netip.Addr{att.IP, att.IP6} {
+		if !ip.IsValid() {
+			continue
+		}
+		if err := n.mgr.ReserveIP(c.ID, ip); err != nil {
+			n.mgr.Leave(c.ID) // the other address's lease
 			return fmt.Errorf("connect container %s to network %s: %w", c.ID[:12], n.info.Name, err)
 		}
 	}
@@ -334,8 +384,10 @@ func (d *Daemon) dropStale(c *Container, ref string) error {
 // disconnectFirst takes c off its first network, the one is matches. A
 // stopped container moves to the first network it joined, or to none. A
 // running one hands its namespace over to the first network it joined,
-// which gets the default route; published ports go with the old network,
-// and a running container cannot be left without a network.
+// which gets the default route and publishes the container's ports (the
+// same host ports) from then on.
+// A running container without another network keeps its namespace with
+// only lo, as with dockerd, and is on "none" from then on.
 func (d *Daemon) disconnectFirst(c *Container, name string, is func(mode string) bool) error {
 	c.mu.Lock()
 	mode := c.HostConfig.NetworkMode
@@ -347,9 +399,10 @@ func (d *Daemon) disconnectFirst(c *Container, name string, is func(mode string)
 	// resolved without c.mu (see joinedNets)
 	mgr := d.managerFor(mode)
 	internal := false
+	var nextMgr *berthnet.Manager
 	if next != nil {
-		if n, err := d.findUserNet(next.NetworkID); err == nil {
-			internal = n.info.Internal
+		if n, err := d.joinable(next.NetworkID); err == nil {
+			internal, nextMgr = n.info.Internal, n.mgr
 		}
 	}
 	c.mu.Lock()
@@ -364,26 +417,43 @@ func (d *Daemon) disconnectFirst(c *Container, name string, is func(mode string)
 		return errdefs.Conflict(fmt.Errorf("container %s is starting: disconnect it once it runs", c.ID[:12]))
 	}
 	if c.Endpoint != nil {
-		if next == nil || next.Endpoint == nil || mgr == nil {
-			return errdefs.Conflict(fmt.Errorf("container %s is running and has no other network: stop it first to disconnect it from %s", c.ID[:12], name))
+		if mgr == nil || next != nil && next.Endpoint == nil {
+			return errdefs.Conflict(fmt.Errorf("container %s is running and its networks are not in place: stop it first to disconnect it from %s", c.ID[:12], name))
 		}
+		ports := c.Endpoint.Ports
 		if err := mgr.Unplug(c.ID); err != nil {
 			return fmt.Errorf("disconnect container %s from network %s: %w", c.ID[:12], name, err)
 		}
-		if !internal {
-			if err := berthnet.DefaultRoute(next.Endpoint); err != nil {
-				d.log.Warn("network disconnect: default route", "id", c.ID, "err", err)
+		if next == nil {
+			// the namespace stays (the container's processes are in it)
+			// with lo only; detachNetwork removes its mount at the exit
+			c.Endpoint = &berthnet.Endpoint{NetnsPath: c.Endpoint.NetnsPath, Ifname: "lo"}
+		} else {
+			if !internal {
+				if err := berthnet.DefaultRoute(next.Endpoint); err != nil {
+					d.log.Warn("network disconnect: default route", "id", c.ID, "err", err)
+				}
 			}
+			if nextMgr != nil {
+				if err := nextMgr.Republish(c.ID, next.Endpoint, ports); err != nil {
+					d.log.Warn("network disconnect: publish ports on the next network", "id", c.ID, "network", next.Name, "err", err)
+				}
+			}
+			c.Endpoint = next.Endpoint
 		}
-		c.Endpoint = next.Endpoint
 	}
 	if next == nil {
 		c.HostConfig.NetworkMode = "none"
-		c.NetworkAliases, c.NetworkIP = nil, netip.Addr{}
+		c.NetworkAliases, c.NetworkIP, c.NetworkIP6 = nil, netip.Addr{}, netip.Addr{}
+		if c.Endpoint != nil {
+			if err := d.pointResolvConf(c); err != nil {
+				d.log.Warn("network disconnect: resolv.conf", "id", c.ID, "err", err)
+			}
+		}
 		return d.save(c)
 	}
 	c.HostConfig.NetworkMode = container.NetworkMode(next.Name)
-	c.NetworkAliases, c.NetworkIP = next.Aliases, next.IP
+	c.NetworkAliases, c.NetworkIP, c.NetworkIP6 = next.Aliases, next.IP, next.IP6
 	c.Networks = c.Networks[1:]
 	if c.Endpoint != nil {
 		if err := d.pointResolvConf(c); err != nil {
@@ -454,8 +524,8 @@ func (d *Daemon) ensureDNS(n *userNet, gw netip.Addr) error {
 func (d *Daemon) joinedSettings(c *Container, out map[string]*network.EndpointSettings) {
 	for _, a := range c.Networks {
 		es := &network.EndpointSettings{NetworkID: a.NetworkID, Aliases: a.Aliases}
-		if a.IP.IsValid() {
-			es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a.IP}
+		if a.IP.IsValid() || a.IP6.IsValid() {
+			es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a.IP, IPv6Address: a.IP6}
 		}
 		if ep := a.Endpoint; ep != nil {
 			es.EndpointID = c.ID
@@ -527,8 +597,9 @@ func (d *Daemon) createNetworks(nc *network.NetworkingConfig, mode container.Net
 		att := &NetAttachment{NetworkID: n.info.ID, Name: n.info.Name}
 		if es := nc.EndpointsConfig[name]; es != nil && !n.defaultBridge {
 			att.Aliases = append([]string(nil), es.Aliases...)
-			if es.IPAMConfig != nil {
-				att.IP = es.IPAMConfig.IPv4Address
+			var err error
+			if att.IP, att.IP6, err = staticIPs(es.IPAMConfig); err != nil {
+				return nil, err
 			}
 		}
 		out = append(out, att)

@@ -74,8 +74,11 @@ func (d *Daemon) attachNetwork(c *Container, img *ocispec.ImageConfig) (string, 
 		return "", nil
 	}
 	bindings := berthnet.Bindings(c.HostConfig.PortBindings, exposedPorts(c.Config, img), c.HostConfig.PublishAllPorts)
-	if c.NetworkIP.IsValid() {
-		if err := mgr.ReserveIP(c.ID, c.NetworkIP); err != nil {
+	for _, ip := range []netip.Addr{c.NetworkIP, c.NetworkIP6} {
+		if !ip.IsValid() {
+			continue
+		}
+		if err := mgr.ReserveIP(c.ID, ip); err != nil {
 			return "", fmt.Errorf("connect container %s to network %s: %w", c.ID[:12], c.HostConfig.NetworkMode, err)
 		}
 	}
@@ -114,10 +117,18 @@ func (d *Daemon) attachNetwork(c *Container, img *ocispec.ImageConfig) (string, 
 func (d *Daemon) detachNetwork(c *Container) {
 	d.leaveNetworks(c)
 	c.mu.Lock()
+	ep := c.Endpoint
 	c.Endpoint = nil
 	c.mu.Unlock()
 	mgr := d.managerFor(c.HostConfig.NetworkMode)
 	if mgr == nil {
+		if ep != nil {
+			// disconnected from its last network while it ran: only the
+			// namespace (lo) is left
+			if err := berthnet.ReleaseNetns(ep.NetnsPath); err != nil {
+				d.log.Warn("detach network", "id", c.ID, "err", err)
+			}
+		}
 		return
 	}
 	if err := mgr.Detach(c.ID); err != nil {
@@ -157,6 +168,9 @@ func (d *Daemon) networkSettings(c *Container) *container.NetworkSettings {
 		es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway = ep.IP6, ep.PrefixLen6, ep.Gateway6
 		if mac, err := net.ParseMAC(ep.MacAddress); err == nil {
 			es.MacAddress = network.HardwareAddr(mac)
+		}
+		if c.NetworkIP.IsValid() || c.NetworkIP6.IsValid() {
+			es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: c.NetworkIP, IPv6Address: c.NetworkIP6}
 		}
 	}
 	d.joinedSettings(c, ns.Networks)

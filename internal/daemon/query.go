@@ -105,6 +105,10 @@ func networksOf(c *Container) map[string]*network.EndpointSettings {
 		mode = "bridge"
 	}
 	out := map[string]*network.EndpointSettings{mode: {}}
+	if c.HostConfig.NetworkMode.IsContainer() {
+		// on no network of its own: dockerd lists none
+		delete(out, mode)
+	}
 	for _, a := range c.Networks { // joined with `network connect`
 		out[a.Name] = &network.EndpointSettings{NetworkID: a.NetworkID}
 	}
@@ -374,6 +378,16 @@ func (d *Daemon) ContainerPause(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := d.pause(c); err != nil {
+		return err
+	}
+	// published before the reply, as dockerd does: a client that asks for
+	// the events up to "now" right after must see it
+	d.emit(c, events.ActionPause, nil)
+	return nil
+}
+
+func (d *Daemon) pause(c *Container) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.State.Status != container.StateRunning {
@@ -388,7 +402,6 @@ func (d *Daemon) ContainerPause(ctx context.Context, name string) error {
 	c.State.Status = container.StatePaused
 	d.save(c)
 	c.notify()
-	go d.emit(c, events.ActionPause, nil)
 	return nil
 }
 
@@ -398,6 +411,14 @@ func (d *Daemon) ContainerUnpause(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := d.unpause(c); err != nil {
+		return err
+	}
+	d.emit(c, events.ActionUnPause, nil) // before the reply, as for pause
+	return nil
+}
+
+func (d *Daemon) unpause(c *Container) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.State.Status != container.StatePaused {
@@ -409,7 +430,6 @@ func (d *Daemon) ContainerUnpause(ctx context.Context, name string) error {
 	c.State.Status = container.StateRunning
 	d.save(c)
 	c.notify()
-	go d.emit(c, events.ActionUnPause, nil)
 	return nil
 }
 
@@ -560,6 +580,14 @@ func (d *Daemon) ContainerUpdate(ctx context.Context, name string, u *container.
 	if err != nil {
 		return container.UpdateResponse{}, err
 	}
+	resp, err := d.update(c, u)
+	if err == nil {
+		d.emit(c, events.ActionUpdate, nil) // before the reply, as for pause
+	}
+	return resp, err
+}
+
+func (d *Daemon) update(c *Container, u *container.UpdateConfig) (container.UpdateResponse, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	hc := c.HostConfig
@@ -618,6 +646,5 @@ func (d *Daemon) ContainerUpdate(ctx context.Context, name string, u *container.
 	if err := d.save(c); err != nil {
 		return container.UpdateResponse{}, err
 	}
-	go d.emit(c, events.ActionUpdate, nil)
 	return container.UpdateResponse{Warnings: []string{}}, nil
 }

@@ -25,10 +25,17 @@ func (d *Daemon) ContainerStats(ctx context.Context, name string, opts api.Stats
 	sample := func() *container.StatsResponse {
 		s := &container.StatsResponse{ID: c.ID, Name: c.Name, OSType: "linux", Read: time.Now()}
 		c.mu.Lock()
-		running := c.State.Running()
+		running, pid, hostNet := c.State.Running(), c.State.Pid, c.HostConfig.NetworkMode.IsHost()
 		c.mu.Unlock()
 		if !running {
 			return s
+		}
+		if !hostNet && pid > 0 {
+			// the host's interfaces are not the container's: dockerd
+			// reports none with --network host
+			if nets, err := netStats(pid); err == nil && len(nets) > 0 {
+				s.Networks = nets
+			}
 		}
 		st, err := d.rt.Stats(c.ID)
 		if err != nil {

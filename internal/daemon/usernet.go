@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -280,21 +281,60 @@ func (d *Daemon) attachedTo(n *userNet) map[string]network.EndpointResource {
 			if m.netID != n.info.ID || m.ep == nil {
 				continue
 			}
-			er := network.EndpointResource{
-				Name: strings.TrimPrefix(c.Name, "/"), EndpointID: c.ID,
-				IPv4Address: netip.PrefixFrom(m.ep.IP, m.ep.PrefixLen),
-			}
-			if m.ep.IP6.IsValid() {
-				er.IPv6Address = netip.PrefixFrom(m.ep.IP6, m.ep.PrefixLen6)
-			}
-			if mac, err := net.ParseMAC(m.ep.MacAddress); err == nil {
-				er.MacAddress = network.HardwareAddr(mac)
-			}
-			out[c.ID] = er
+			out[c.ID] = endpointResource(c, m.ep)
 		}
 		c.mu.Unlock()
 	}
 	return out
+}
+
+// BridgeInspect completes the API's description of the default bridge
+// network with what dockerd shows for it: its subnet and gateway, its
+// device, and the running containers on it (as their first network or
+// joined with `network connect bridge`).
+func (d *Daemon) BridgeInspect(ctx context.Context, n network.Inspect) network.Inspect {
+	if d.net == nil {
+		return n
+	}
+	n.IPAM.Config = []network.IPAMConfig{{Subnet: d.net.Subnet(), Gateway: d.net.Gateway()}}
+	n.Options = map[string]string{"com.docker.network.bridge.name": d.net.BridgeName(), "com.docker.network.driver.mtu": strconv.Itoa(berthnet.MTU)}
+	n.Containers = map[string]network.EndpointResource{}
+	d.mu.Lock()
+	cs := make([]*Container, 0, len(d.containers))
+	for _, c := range d.containers {
+		cs = append(cs, c)
+	}
+	d.mu.Unlock()
+	for _, c := range cs {
+		c.mu.Lock()
+		ep := c.Endpoint
+		if !bridged(c.HostConfig.NetworkMode) {
+			ep = nil
+			if i := attachmentOf(c, bridgeNetID); i >= 0 {
+				ep = c.Networks[i].Endpoint
+			}
+		}
+		if ep != nil {
+			n.Containers[c.ID] = endpointResource(c, ep)
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// endpointResource is c's entry in a network's Containers; c.mu held.
+func endpointResource(c *Container, ep *berthnet.Endpoint) network.EndpointResource {
+	er := network.EndpointResource{
+		Name: strings.TrimPrefix(c.Name, "/"), EndpointID: c.ID,
+		IPv4Address: netip.PrefixFrom(ep.IP, ep.PrefixLen),
+	}
+	if ep.IP6.IsValid() {
+		er.IPv6Address = netip.PrefixFrom(ep.IP6, ep.PrefixLen6)
+	}
+	if mac, err := net.ParseMAC(ep.MacAddress); err == nil {
+		er.MacAddress = network.HardwareAddr(mac)
+	}
+	return er
 }
 
 // NetworkInspect describes a user-defined network with its containers.
@@ -557,23 +597,38 @@ func hostResolvers() []string {
 
 // networkIP is the --ip address asked for the container's network; like
 // dockerd, only user-defined networks accept one.
-func networkIP(nc *network.NetworkingConfig, mode container.NetworkMode) (netip.Addr, error) {
+func networkIP(nc *network.NetworkingConfig, mode container.NetworkMode) (ip4, ip6 netip.Addr, err error) {
 	if nc == nil {
-		return netip.Addr{}, nil
+		return netip.Addr{}, netip.Addr{}, nil
 	}
 	builtin := bridged(mode) || mode.IsNone() || mode.IsHost() || mode.IsContainer()
 	for name, es := range nc.EndpointsConfig {
-		if es == nil || es.IPAMConfig == nil || !es.IPAMConfig.IPv4Address.IsValid() {
+		if es == nil || es.IPAMConfig == nil || !es.IPAMConfig.IPv4Address.IsValid() && !es.IPAMConfig.IPv6Address.IsValid() {
 			continue
 		}
 		// the CLI keys the default network "default" while the mode is
 		// already "bridge"
 		if builtin {
-			return netip.Addr{}, errdefs.InvalidParameter(errors.New("user specified IP address is supported on user defined networks only"))
+			return netip.Addr{}, netip.Addr{}, errdefs.InvalidParameter(errors.New("user specified IP address is supported on user defined networks only"))
 		}
 		if name == string(mode) {
-			return es.IPAMConfig.IPv4Address, nil
+			return staticIPs(es.IPAMConfig)
 		}
 	}
-	return netip.Addr{}, nil
+	return netip.Addr{}, netip.Addr{}, nil
+}
+
+// staticIPs are the --ip and --ip6 addresses of an endpoint, checked for
+// their family.
+func staticIPs(c *network.EndpointIPAMConfig) (ip4, ip6 netip.Addr, err error) {
+	if c == nil {
+		return netip.Addr{}, netip.Addr{}, nil
+	}
+	if c.IPv4Address.IsValid() && !c.IPv4Address.Is4() {
+		return netip.Addr{}, netip.Addr{}, errdefs.InvalidParameter(fmt.Errorf("invalid IPv4 address %s", c.IPv4Address))
+	}
+	if c.IPv6Address.IsValid() && (!c.IPv6Address.Is6() || c.IPv6Address.Is4In6()) {
+		return netip.Addr{}, netip.Addr{}, errdefs.InvalidParameter(fmt.Errorf("invalid IPv6 address %s", c.IPv6Address))
+	}
+	return c.IPv4Address, c.IPv6Address, nil
 }

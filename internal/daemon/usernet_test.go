@@ -17,16 +17,27 @@ func TestNetworkIPAndAliases(t *testing.T) {
 			key: {Aliases: []string{"db", "cache"}, IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}},
 		}}
 	}
-	if got, err := networkIP(nc("mynet"), "mynet"); err != nil || got != ip {
-		t.Fatalf("networkIP on a user network = %v, %v; want %s", got, err, ip)
+	if got, got6, err := networkIP(nc("mynet"), "mynet"); err != nil || got != ip || got6.IsValid() {
+		t.Fatalf("networkIP on a user network = %v, %v, %v; want %s", got, got6, err, ip)
 	}
 	for _, mode := range []container.NetworkMode{"bridge", "host", "none"} {
-		if _, err := networkIP(nc("default"), mode); !errdefs.IsInvalidParameter(err) {
+		if _, _, err := networkIP(nc("default"), mode); !errdefs.IsInvalidParameter(err) {
 			t.Fatalf("networkIP on %s: %v, want InvalidParameter", mode, err)
 		}
 	}
-	if got, err := networkIP(nil, "mynet"); err != nil || got.IsValid() {
+	if got, _, err := networkIP(nil, "mynet"); err != nil || got.IsValid() {
 		t.Fatalf("networkIP without config = %v, %v", got, err)
+	}
+	ip6 := netip.MustParseAddr("fd00:5::9")
+	v6 := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		"mynet": {IPAMConfig: &network.EndpointIPAMConfig{IPv6Address: ip6}},
+	}}
+	if got, got6, err := networkIP(v6, "mynet"); err != nil || got.IsValid() || got6 != ip6 {
+		t.Fatalf("networkIP with --ip6 only = %v, %v, %v; want %s", got, got6, err, ip6)
+	}
+	swapped := &network.EndpointIPAMConfig{IPv4Address: ip6, IPv6Address: ip}
+	if _, _, err := staticIPs(swapped); !errdefs.IsInvalidParameter(err) {
+		t.Fatalf("--ip %s --ip6 %s: %v, want InvalidParameter", ip6, ip, err)
 	}
 	if got := networkAliases(nc("mynet"), "mynet"); len(got) != 2 || got[0] != "db" {
 		t.Fatalf("networkAliases = %v", got)

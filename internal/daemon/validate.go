@@ -28,6 +28,9 @@ func (d *Daemon) checkCreate(name string, cfg *container.Config, hc *container.H
 	if err := checkModes(hc); err != nil {
 		return errdefs.InvalidParameter(err)
 	}
+	if err := checkNetContainerMode(cfg, hc); err != nil {
+		return errdefs.InvalidParameter(err)
+	}
 	if err := specgen.ValidateSecurityOpts(hc.SecurityOpt); err != nil {
 		return errdefs.InvalidParameter(err)
 	}
@@ -99,6 +102,32 @@ func checkConfig(cfg *container.Config) error {
 		if k, _, _ := strings.Cut(kv, "="); k == "" {
 			return fmt.Errorf("invalid environment variable: %s", kv)
 		}
+	}
+	return nil
+}
+
+// checkNetContainerMode is dockerd's validateNetContainerMode: a container
+// that joins another's network namespace takes that container's hostname,
+// /etc/hosts, resolv.conf and ports, so it cannot set its own.
+func checkNetContainerMode(cfg *container.Config, hc *container.HostConfig) error {
+	if hc.NetworkMode != "container" && !hc.NetworkMode.IsContainer() {
+		return nil
+	}
+	switch {
+	case hc.NetworkMode.ConnectedContainer() == "":
+		return errors.New("invalid network mode: invalid container format container:<name|id>")
+	case cfg.Hostname != "":
+		return errors.New("conflicting options: hostname and the network mode")
+	case len(hc.Links) > 0:
+		return errors.New("conflicting options: container type network can't be used with links. This would result in undefined behavior")
+	case len(hc.DNS) > 0:
+		return errors.New("conflicting options: dns and the network mode")
+	case len(hc.ExtraHosts) > 0:
+		return errors.New("conflicting options: custom host-to-IP mapping and the network mode")
+	case len(hc.PortBindings) > 0 || hc.PublishAllPorts:
+		return errors.New("conflicting options: port publishing and the container type network mode")
+	case len(cfg.ExposedPorts) > 0:
+		return errors.New("conflicting options: port exposing and the container type network mode")
 	}
 	return nil
 }
@@ -227,9 +256,10 @@ func hideMountpoints(changes []container.FilesystemChange) []container.Filesyste
 	return kept
 }
 
-// namespacePaths resolves the PID and IPC modes "container:<name>" to the
-// namespaces of that container's running process. A target that is not
-// running is a system error, as in dockerd.
+// namespacePaths resolves the PID, IPC and network modes "container:<name>"
+// to the namespaces of that container's running process. A PID or IPC
+// target that is not running is a system error, as in dockerd (a network
+// one a conflict, see netDonor).
 func (d *Daemon) namespacePaths(hc *container.HostConfig) (map[specs.LinuxNamespaceType]string, error) {
 	out := map[specs.LinuxNamespaceType]string{}
 	for _, ns := range []struct {
@@ -255,6 +285,16 @@ func (d *Daemon) namespacePaths(hc *container.HostConfig) (map[specs.LinuxNamesp
 			return nil, fmt.Errorf("failed to join %s namespace: container %s is not running", ns.what, c.ID)
 		}
 		out[ns.typ] = fmt.Sprintf("/proc/%d/ns/%s", pid, ns.file)
+	}
+	if target := hc.NetworkMode.ConnectedContainer(); target != "" {
+		nc, err := d.netDonor("", target)
+		if err != nil {
+			return nil, err
+		}
+		nc.mu.Lock()
+		pid := nc.State.Pid
+		nc.mu.Unlock()
+		out[specs.NetworkNamespace] = fmt.Sprintf("/proc/%d/ns/net", pid)
 	}
 	return out, nil
 }

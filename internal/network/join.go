@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/netip"
+	"strconv"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -53,7 +56,7 @@ func (m *Manager) Join(id, nsPath string) (ep *Endpoint, retErr error) {
 		return nil, fmt.Errorf("open netns %s: %w", nsPath, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in netns %s: %w", nsPath, err)
 	}
@@ -72,17 +75,7 @@ func (m *Manager) Join(id, nsPath string) (ep *Endpoint, retErr error) {
 	a4 := ip.As4()
 	mac := net.HardwareAddr{0x02, 0x42, a4[0], a4[1], a4[2], a4[3]}
 	ep.MacAddress = mac.String()
-	br, err := netlink.LinkByName(m.cfg.BridgeName)
-	if err != nil {
-		return nil, fmt.Errorf("look up bridge %s: %w", m.cfg.BridgeName, err)
-	}
-	if old, err := netlink.LinkByName(ep.HostVeth); err == nil {
-		netlink.LinkDel(old) // a leftover of a crash
-	}
-	la := netlink.NewLinkAttrs()
-	la.Name, la.MTU, la.MasterIndex = ep.HostVeth, MTU, br.Attrs().Index
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: ifname, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(ns), PeerMTU: MTU}
-	if err := netlink.LinkAdd(veth); err != nil {
+	if _, err := m.addVeth(ep.HostVeth, ifname, mac, ns); err != nil {
 		return nil, fmt.Errorf("create veth %s for container %.12s: %w", ep.HostVeth, id, err)
 	}
 	link, err := h.LinkByName(ifname)
@@ -100,9 +93,6 @@ func (m *Manager) Join(id, nsPath string) (ep *Endpoint, retErr error) {
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("bring up %s: %w", ifname, err)
-	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return nil, fmt.Errorf("bring up veth %s: %w", ep.HostVeth, err)
 	}
 	return ep, nil
 }
@@ -130,8 +120,8 @@ func nextIfname(h *netlink.Handle) (string, error) {
 func (m *Manager) Leave(id string) error {
 	var errs []error
 	name := joinVethName(id, m.cfg.BridgeName)
-	if l, err := netlink.LinkByName(name); err == nil {
-		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+	if l, err := m.host().LinkByName(name); err == nil {
+		if err := m.host().LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 			errs = append(errs, fmt.Errorf("delete veth %s: %w", name, err))
 		}
 	}
@@ -159,12 +149,16 @@ func (m *Manager) Unplug(id string) error {
 	}
 	m.mu.Unlock()
 	var errs []error
-	if err := m.rules.unpublish(id); err != nil {
+	if err := m.unpublish(id); err != nil {
 		errs = append(errs, err)
 	}
-	if l, err := netlink.LinkByName(hostVethName(id)); err == nil {
-		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
-			errs = append(errs, fmt.Errorf("delete veth %s: %w", hostVethName(id), err))
+	// the interface Attach made, or the one Join made when this network
+	// took over as first network after an earlier Unplug
+	for _, name := range []string{hostVethName(id), joinVethName(id, m.cfg.BridgeName)} {
+		if l, err := m.host().LinkByName(name); err == nil {
+			if err := m.host().LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+				errs = append(errs, fmt.Errorf("delete veth %s: %w", name, err))
+			}
 		}
 	}
 	if err := m.ipam.Release(id); err != nil {
@@ -204,5 +198,48 @@ func DefaultRoute(ep *Endpoint) error {
 			return fmt.Errorf("IPv6 default route via %s: %w", ep.Gateway6, err)
 		}
 	}
+	return nil
+}
+
+// Republish publishes on this network, for ep (the interface Join made),
+// the ports another network published for id until id left it (an Unplug
+// of its first network): the same host ports, now forwarded to ep's
+// addresses, so that a container keeps its published ports when its first
+// network changes, as with dockerd. ep.Ports is set to the new mappings.
+// An internal network publishes nothing.
+func (m *Manager) Republish(id string, ep *Endpoint, old []Mapping) error {
+	if m.cfg.Internal || len(old) == 0 {
+		return nil
+	}
+	bindings := network.PortMap{}
+	for _, o := range old {
+		if o.HostIP == netip.IPv6Unspecified() {
+			continue // the IPv6 twin of a port on every address: reserve adds it again
+		}
+		if o.HostIP.Is6() && m.ipam6 == nil {
+			continue // an IPv4-only network cannot take it
+		}
+		p, err := network.ParsePort(fmt.Sprintf("%d/%s", o.ContainerPort, o.Proto))
+		if err != nil {
+			return err
+		}
+		bindings[p] = append(bindings[p], network.PortBinding{HostIP: o.HostIP, HostPort: strconv.Itoa(int(o.HostPort))})
+	}
+	ms, res, err := reserve(bindings, m.ipam6 != nil)
+	if err != nil {
+		return err
+	}
+	if err := m.publish(id, ep.IP, ep.IP6, ms); err != nil {
+		res.Close()
+		return err
+	}
+	startProxies(ms, res, ep.IP6)
+	m.mu.Lock()
+	if prev := m.reserved[id]; prev != nil {
+		prev.Close()
+	}
+	m.reserved[id] = res
+	m.mu.Unlock()
+	ep.Ports = ms
 	return nil
 }

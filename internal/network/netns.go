@@ -67,3 +67,7 @@ func removeNetns(path string) error {
 	}
 	return nil
 }
+
+// ReleaseNetns removes the mount of a container's namespace that no network
+// holds any more (its last one was disconnected while it ran).
+func ReleaseNetns(path string) error { return removeNetns(path) }

@@ -39,6 +39,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults of the default bridge network. The subnet is chosen to stay clear
@@ -66,8 +67,8 @@ type Config struct {
 	NetnsDir string
 	// Subnet6 is the IPv6 subnet of a dual-stack network (invalid: IPv4
 	// only). The bridge takes its first host address; containers get an
-	// address, and a default route when they join it first. There is no
-	// IPv6 NAT: published ports and masquerade are IPv4 only.
+	// address, and a default route when they join it first. Published
+	// ports and outbound masquerade cover IPv6 too (nft.go).
 	Subnet6 netip.Prefix
 	// Internal networks have no outbound masquerade and publish no ports
 	// (their containers get no default route either, see Isolate).
@@ -102,7 +103,31 @@ type Manager struct {
 
 	mu       sync.Mutex
 	ready    bool                   // bridge and table are in place
+	brIndex  int                    // the bridge's ifindex, once ready
 	reserved map[string]reservation // container ID -> held host ports
+	// published are the containers with DNAT rules in the table (those of
+	// an earlier daemon run included, read once the table is ready), so
+	// that detaching one without any costs no rule listing.
+	published map[string]bool
+
+	nlMu sync.Mutex
+	nl   *netlink.Handle // rtnetlink in the daemon's namespace, see host
+}
+
+// host is a netlink handle on one socket for the daemon's namespace: the
+// package-level netlink calls open, bind and close a socket per request,
+// which doubles the system calls of a container's network setup.
+func (m *Manager) host() *netlink.Handle {
+	m.nlMu.Lock()
+	defer m.nlMu.Unlock()
+	if m.nl == nil {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return &netlink.Handle{} // a socket per request, as the package-level calls
+		}
+		m.nl = h
+	}
+	return m.nl
 }
 
 // New loads the network's state; the bridge and the nftables table are made
@@ -145,8 +170,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	return &Manager{
 		cfg: cfg, table: table, ipam: a, ipam6: a6,
-		rules:    newRuleset(table, cfg.BridgeName, cfg.Subnet, cfg.Internal),
-		reserved: map[string]reservation{},
+		rules:     newRuleset(table, cfg.BridgeName, cfg.Subnet, cfg.Subnet6, cfg.Internal),
+		reserved:  map[string]reservation{},
+		published: map[string]bool{},
 	}, nil
 }
 
@@ -169,7 +195,8 @@ func (m *Manager) ensure() error {
 	if m.ready {
 		return nil
 	}
-	br, err := netlink.LinkByName(m.cfg.BridgeName)
+	nl := m.host()
+	br, err := nl.LinkByName(m.cfg.BridgeName)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if !errors.As(err, &nf) {
@@ -177,10 +204,10 @@ func (m *Manager) ensure() error {
 		}
 		la := netlink.NewLinkAttrs()
 		la.Name, la.MTU = m.cfg.BridgeName, MTU
-		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := nl.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("create bridge %s: %w", m.cfg.BridgeName, err)
 		}
-		if br, err = netlink.LinkByName(m.cfg.BridgeName); err != nil {
+		if br, err = nl.LinkByName(m.cfg.BridgeName); err != nil {
 			return fmt.Errorf("look up bridge %s: %w", m.cfg.BridgeName, err)
 		}
 	}
@@ -190,12 +217,12 @@ func (m *Manager) ensure() error {
 	// would be lost until the entries expire). A set address sticks.
 	g4 := m.Gateway().As4()
 	if mac := (net.HardwareAddr{0x02, 0x42, g4[0], g4[1], g4[2], g4[3]}); br.Attrs().HardwareAddr.String() != mac.String() {
-		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
+		if err := nl.LinkSetHardwareAddr(br, mac); err != nil {
 			return fmt.Errorf("set the MAC address of bridge %s: %w", m.cfg.BridgeName, err)
 		}
 	}
 	gw := &netlink.Addr{IPNet: &net.IPNet{IP: m.Gateway().AsSlice(), Mask: net.CIDRMask(m.cfg.Subnet.Bits(), 32)}}
-	if err := netlink.AddrReplace(br, gw); err != nil {
+	if err := nl.AddrReplace(br, gw); err != nil {
 		return fmt.Errorf("address bridge %s with %s: %w", m.cfg.BridgeName, gw, err)
 	}
 	if m.ipam6 != nil {
@@ -203,11 +230,11 @@ func (m *Manager) ensure() error {
 			return fmt.Errorf("enable IPv6 on %s: %w", m.cfg.BridgeName, err)
 		}
 		gw6 := v6Addr(gatewayOf(m.cfg.Subnet6), m.cfg.Subnet6.Bits())
-		if err := netlink.AddrReplace(br, gw6); err != nil {
+		if err := nl.AddrReplace(br, gw6); err != nil {
 			return fmt.Errorf("address bridge %s with %s: %w", m.cfg.BridgeName, gw6, err)
 		}
 	}
-	if err := netlink.LinkSetUp(br); err != nil {
+	if err := nl.LinkSetUp(br); err != nil {
 		return fmt.Errorf("bring up bridge %s: %w", m.cfg.BridgeName, err)
 	}
 	// The host reaches published ports on 127.0.0.1: the DNAT in the output
@@ -219,9 +246,17 @@ func (m *Manager) ensure() error {
 	if err := m.rules.install(); err != nil {
 		return err
 	}
+	tagged, err := m.rules.tagged()
+	if err != nil {
+		return err
+	}
+	for id := range tagged {
+		m.published[id] = true
+	}
 	if err := os.MkdirAll(m.cfg.NetnsDir, 0o710); err != nil {
 		return err
 	}
+	m.brIndex = br.Attrs().Index
 	m.ready = true
 	return nil
 }
@@ -247,7 +282,7 @@ func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, ret
 	if m.cfg.Internal && len(bindings) > 0 {
 		return nil, errdefs.InvalidParameter(errors.New("an internal network publishes no ports: remove -p/-P or use another network"))
 	}
-	ms, res, err := reserve(bindings)
+	ms, res, err := reserve(bindings, m.ipam6 != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -281,17 +316,8 @@ func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, ret
 		return nil, fmt.Errorf("open netns %s: %w", ep.NetnsPath, err)
 	}
 	defer ns.Close()
-	br, err := netlink.LinkByName(m.cfg.BridgeName)
+	veth, err := m.addVeth(ep.HostVeth, "eth0", mac, ns)
 	if err != nil {
-		return nil, fmt.Errorf("look up bridge %s: %w", m.cfg.BridgeName, err)
-	}
-	if old, err := netlink.LinkByName(ep.HostVeth); err == nil {
-		netlink.LinkDel(old) // a leftover of a crash
-	}
-	la := netlink.NewLinkAttrs()
-	la.Name, la.MTU, la.MasterIndex = ep.HostVeth, MTU, br.Attrs().Index
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(ns), PeerMTU: MTU}
-	if err := netlink.LinkAdd(veth); err != nil {
 		return nil, fmt.Errorf("create veth %s for container %s: %w", ep.HostVeth, id, err)
 	}
 	if err := configureInside(ns, ep); err != nil {
@@ -300,15 +326,13 @@ func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, ret
 	// Hairpin: with br_netfilter the DNAT of a container's packet to its
 	// own published port happens on the bridge, which then has to send it
 	// back out of the port it came in by.
-	if err := netlink.LinkSetHairpin(veth, true); err != nil {
+	if err := m.host().LinkSetHairpin(veth, true); err != nil {
 		return nil, fmt.Errorf("hairpin mode on veth %s: %w", ep.HostVeth, err)
 	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return nil, fmt.Errorf("bring up veth %s: %w", ep.HostVeth, err)
-	}
-	if err := m.rules.publish(id, ip, ms); err != nil {
+	if err := m.publish(id, ip, ep.IP6, ms); err != nil {
 		return nil, err
 	}
+	startProxies(ms, res, ep.IP6)
 	m.mu.Lock()
 	if old := m.reserved[id]; old != nil {
 		old.Close()
@@ -318,19 +342,64 @@ func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, ret
 	return ep, nil
 }
 
+// addVeth creates a veth pair, up on the host side and a port of the
+// bridge, whose other end is peer in ns. A leftover of a crash with the
+// same name is replaced (looked up only when the creation fails: one
+// netlink round trip less on every start).
+func (m *Manager) addVeth(name, peer string, mac net.HardwareAddr, ns netns.NsHandle) (netlink.Link, error) {
+	nl := m.host()
+	m.mu.Lock()
+	br := m.brIndex
+	m.mu.Unlock()
+	la := netlink.NewLinkAttrs()
+	la.Name, la.MTU, la.MasterIndex, la.Flags = name, MTU, br, net.FlagUp
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: peer, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(ns), PeerMTU: MTU}
+	err := nl.LinkAdd(veth)
+	if errors.Is(err, unix.EEXIST) {
+		if old, lerr := nl.LinkByName(name); lerr == nil {
+			nl.LinkDel(old)
+		}
+		veth.Index = 0
+		err = nl.LinkAdd(veth)
+	}
+	return veth, err
+}
+
+// publish adds id's DNAT rules and records that it has some.
+func (m *Manager) publish(id string, ip, ip6 netip.Addr, ms []Mapping) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	m.published[id] = true
+	m.mu.Unlock()
+	return m.rules.publish(id, ip, ip6, ms)
+}
+
+// unpublish deletes id's DNAT rules. Without any (known once the table is
+// ready) it costs nothing.
+func (m *Manager) unpublish(id string) error {
+	m.mu.Lock()
+	if m.ready && !m.published[id] {
+		m.mu.Unlock()
+		return nil
+	}
+	delete(m.published, id)
+	m.mu.Unlock()
+	return m.rules.unpublish(id)
+}
+
 // configureInside addresses eth0 in ns, brings it and lo up and routes by
 // default via the gateway, through a netlink handle bound to ns (no thread
 // switching).
 func configureInside(ns netns.NsHandle, ep *Endpoint) error {
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in netns %s: %w", ep.NetnsPath, err)
 	}
 	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("look up lo in netns %s: %w", ep.NetnsPath, err)
-	}
+	// lo is the first device of every namespace: ifindex 1
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
 	if err := h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("bring up lo: %w", err)
 	}
@@ -370,7 +439,7 @@ func (m *Manager) Detach(id string) error {
 
 func (m *Manager) cleanup(id string) error {
 	var errs []error
-	if err := m.rules.unpublish(id); err != nil {
+	if err := m.unpublish(id); err != nil {
 		errs = append(errs, err)
 	}
 	// Deleting a veth waits for an RCU grace period (~25 ms), on the path
@@ -383,8 +452,8 @@ func (m *Manager) cleanup(id string) error {
 		errs = append(errs, err)
 	}
 	if statErr != nil {
-		if l, err := netlink.LinkByName(hostVethName(id)); err == nil {
-			if err := netlink.LinkDel(l); err != nil {
+		if l, err := m.host().LinkByName(hostVethName(id)); err == nil {
+			if err := m.host().LinkDel(l); err != nil {
 				errs = append(errs, fmt.Errorf("delete veth %s: %w", hostVethName(id), err))
 			}
 		}
@@ -409,12 +478,19 @@ func (m *Manager) Remove() error {
 	if err := m.rules.remove(); err != nil {
 		errs = append(errs, err)
 	}
-	if br, err := netlink.LinkByName(m.cfg.BridgeName); err == nil {
-		if err := netlink.LinkDel(br); err != nil {
+	if br, err := m.host().LinkByName(m.cfg.BridgeName); err == nil {
+		if err := m.host().LinkDel(br); err != nil {
 			errs = append(errs, fmt.Errorf("delete bridge %s: %w", m.cfg.BridgeName, err))
 		}
 	}
-	m.ready = false
+	m.ready, m.brIndex = false, 0
+	clear(m.published)
+	m.nlMu.Lock()
+	if m.nl != nil {
+		m.nl.Close() // a removed network's Manager is dropped: no socket left open
+		m.nl = nil
+	}
+	m.nlMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -431,6 +507,12 @@ func (m *Manager) Restore(id string, ms []Mapping) error {
 			continue
 		}
 		res = append(res, c)
+	}
+	if m.ipam6 != nil && len(res) == len(ms) {
+		m.ipam6.mu.Lock()
+		ip6 := m.ipam6.Leases[id]
+		m.ipam6.mu.Unlock()
+		startProxies(ms, res, ip6)
 	}
 	m.mu.Lock()
 	if old := m.reserved[id]; old != nil {

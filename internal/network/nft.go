@@ -3,6 +3,7 @@ package network
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/google/nftables"
@@ -19,6 +20,7 @@ import (
 //	    ip saddr <subnet> oifname != <bridge> masquerade             outbound
 //	    ip saddr 127.0.0.0/8 oifname <bridge> masquerade             host loopback -> container (route_localnet)
 //	    ip saddr <subnet> oifname <bridge> ct status dnat masquerade hairpin via a published port
+//	    (and the first and last for ip6 <subnet6> on a dual-stack network)
 //	chain forward     { type filter hook forward priority filter }  isolation, as dockerd's
 //	    oifname <bridge> iifname != <bridge> ct state established,related accept  replies
 //	    oifname <bridge> iifname != <bridge> ct status dnat accept                published ports
@@ -33,11 +35,13 @@ type ruleset struct {
 	forward           *nftables.Chain
 	bridge            string
 	subnet            netip.Prefix
+	// subnet6 is the IPv6 subnet of a dual-stack network (invalid: none)
+	subnet6 netip.Prefix
 	// internal: no outbound masquerade (an --internal network)
 	internal bool
 }
 
-func newRuleset(table, bridge string, subnet netip.Prefix, internal bool) *ruleset {
+func newRuleset(table, bridge string, subnet, subnet6 netip.Prefix, internal bool) *ruleset {
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	nat := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		return &nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: prio}
@@ -51,6 +55,7 @@ func newRuleset(table, bridge string, subnet netip.Prefix, internal bool) *rules
 			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter},
 		bridge:   bridge,
 		subnet:   subnet.Masked(),
+		subnet6:  subnet6,
 		internal: internal,
 	}
 }
@@ -83,6 +88,14 @@ func (r *ruleset) install() error {
 	}
 	c.AddRule(&nftables.Rule{Table: r.table, Chain: r.post, Exprs: cat(ipSaddrIn(netip.MustParsePrefix("127.0.0.0/8")), ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpEq), masq())})
 	c.AddRule(&nftables.Rule{Table: r.table, Chain: r.post, Exprs: cat(src, ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpEq), ctDNAT(), masq())})
+	if r.subnet6.IsValid() {
+		// (no rule for ::1: IPv6 has no route_localnet, see proxy.go)
+		src6 := ip6SaddrIn(r.subnet6)
+		if !r.internal {
+			c.AddRule(&nftables.Rule{Table: r.table, Chain: r.post, Exprs: cat(src6, ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpNeq), masq())})
+		}
+		c.AddRule(&nftables.Rule{Table: r.table, Chain: r.post, Exprs: cat(src6, ifname(expr.MetaKeyOIFNAME, r.bridge, expr.CmpOpEq), ctDNAT(), masq())})
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install nftables table inet %s: %w", r.table.Name, err)
 	}
@@ -102,8 +115,9 @@ func (r *ruleset) remove() error {
 	return nil
 }
 
-// publish adds the DNAT rules of id's mappings to ip.
-func (r *ruleset) publish(id string, ip netip.Addr, ms []Mapping) error {
+// publish adds the DNAT rules of id's mappings to ip, and of its IPv6
+// mappings to ip6.
+func (r *ruleset) publish(id string, ip, ip6 netip.Addr, ms []Mapping) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -112,8 +126,15 @@ func (r *ruleset) publish(id string, ip netip.Addr, ms []Mapping) error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	for _, m := range ms {
+		to := ip
+		if m.HostIP.Is6() {
+			to = ip6
+		}
+		if m.HostIP.Is6() && m.HostIP.IsLoopback() {
+			continue // the kernel cannot DNAT ::1: see proxy.go
+		}
 		for _, ch := range []*nftables.Chain{r.pre, r.output} {
-			c.AddRule(&nftables.Rule{Table: r.table, Chain: ch, UserData: tag(id), Exprs: dnat(m, ip)})
+			c.AddRule(&nftables.Rule{Table: r.table, Chain: ch, UserData: tag(id), Exprs: dnat(m, to)})
 		}
 	}
 	if err := c.Flush(); err != nil {
@@ -157,6 +178,27 @@ func (r *ruleset) unpublish(id string) error {
 
 func tag(id string) []byte { return []byte("berth:" + id) }
 
+// tagged lists the containers that have DNAT rules in the table.
+func (r *ruleset) tagged() (map[string]bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	out := map[string]bool{}
+	for _, ch := range []*nftables.Chain{r.pre, r.output} {
+		rules, err := c.GetRules(r.table, ch)
+		if err != nil {
+			return nil, fmt.Errorf("list nftables chain %s: %w", ch.Name, err)
+		}
+		for _, rule := range rules {
+			if id, ok := bytes.CutPrefix(rule.UserData, []byte("berth:")); ok {
+				out[string(id)] = true
+			}
+		}
+	}
+	return out, nil
+}
+
 func isNotExist(err error) bool {
 	return err != nil && (bytes.Contains([]byte(err.Error()), []byte("no such file or directory")) ||
 		bytes.Contains([]byte(err.Error()), []byte("not exist")))
@@ -185,6 +227,24 @@ func ipSaddrIn(p netip.Prefix) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m[:], Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: net4[:]},
+	)
+}
+
+func ipv6() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+	}
+}
+
+// ip6SaddrIn matches IPv6 packets from p.
+func ip6SaddrIn(p netip.Prefix) []expr.Any {
+	m := net.CIDRMask(p.Bits(), 128)
+	a := p.Masked().Addr().As16()
+	return append(ipv6(),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: m, Xor: make([]byte, 16)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
 	)
 }
 
@@ -230,32 +290,43 @@ func ctDNAT() []expr.Any {
 	}
 }
 
-// dnat forwards m's host side to ip:m.ContainerPort. An unspecified host
-// address matches every local address (fib daddr type local).
+// dnat forwards m's host side to ip:m.ContainerPort (IPv6 when m.HostIP
+// is). An unspecified host address matches every local address (fib daddr
+// type local).
 func dnat(m Mapping, ip netip.Addr) []expr.Any {
 	proto := byte(unix.IPPROTO_TCP)
 	if m.Proto == "udp" {
 		proto = unix.IPPROTO_UDP
 	}
-	e := ipv4()
+	family, e, daddrAt := byte(unix.NFPROTO_IPV4), ipv4(), uint32(16)
+	if m.HostIP.Is6() {
+		family, e, daddrAt = unix.NFPROTO_IPV6, ipv6(), 24
+	}
 	if m.HostIP.IsValid() && !m.HostIP.IsUnspecified() {
-		a := m.HostIP.As4()
+		a := m.HostIP.AsSlice()
 		e = append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: daddrAt, Len: uint32(len(a))},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a})
 	} else {
 		e = append(e,
 			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+		if m.HostIP.Is6() {
+			// ::1 is left to the proxy (proxy.go)
+			lo := netip.IPv6Loopback().As16()
+			e = append(e,
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: daddrAt, Len: 16},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: lo[:]})
+		}
 	}
-	cip := ip.As4()
+	cip := ip.AsSlice()
 	return append(e,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(m.HostPort)},
-		&expr.Immediate{Register: 1, Data: cip[:]},
+		&expr.Immediate{Register: 1, Data: cip},
 		&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(m.ContainerPort)},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(family), RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 	)
 }

@@ -55,8 +55,11 @@ func (r reservation) Close() {
 
 // reserve binds every host port of bindings and returns the resolved
 // mappings (ephemeral and ranged host ports chosen). A port that is taken is
-// an errdefs.Conflict naming it.
-func reserve(bindings network.PortMap) ([]Mapping, reservation, error) {
+// an errdefs.Conflict naming it. An IPv6 host address needs a dual-stack
+// network (dual), which also publishes a port bound on every address
+// (no host IP) on every IPv6 address, as dockerd does; a specific IPv6 host
+// address on an IPv4-only network is InvalidParameter, [::] is skipped.
+func reserve(bindings network.PortMap, dual bool) ([]Mapping, reservation, error) {
 	var ms []Mapping
 	var res reservation
 	ports := make([]network.Port, 0, len(bindings))
@@ -77,9 +80,15 @@ func reserve(bindings network.PortMap) ([]Mapping, reservation, error) {
 				return nil, nil, errdefs.InvalidParameter(fmt.Errorf("publish port %s: %w", p, err))
 			}
 			m := Mapping{Proto: proto, HostIP: b.HostIP, ContainerPort: p.Num()}
-			if m.HostIP.IsValid() && !m.HostIP.Is4() {
-				// IPv6 publishing needs an IPv6 bridge: not yet.
-				continue
+			if m.HostIP.Is4In6() {
+				m.HostIP = m.HostIP.Unmap()
+			}
+			if m.HostIP.Is6() && !dual && m.HostIP.IsUnspecified() {
+				continue // "every IPv6 address" of a network without IPv6: nothing to publish
+			}
+			if m.HostIP.Is6() && !dual {
+				res.Close()
+				return nil, nil, errdefs.InvalidParameter(fmt.Errorf("publish port %s on %s: the network has no IPv6 (create it with --ipv6)", p, m.HostIP))
 			}
 			var c io.Closer
 			var last error
@@ -95,6 +104,17 @@ func reserve(bindings network.PortMap) ([]Mapping, reservation, error) {
 			}
 			res = append(res, c)
 			ms = append(ms, m)
+			if dual && (!m.HostIP.IsValid() || m.HostIP == netip.IPv4Unspecified()) {
+				m6 := m
+				m6.HostIP = netip.IPv6Unspecified()
+				c6, _, err := bind(proto, m6.HostIP, m.HostPort)
+				if err != nil {
+					res.Close()
+					return nil, nil, err
+				}
+				res = append(res, c6)
+				ms = append(ms, m6)
+			}
 		}
 	}
 	return ms, res, nil
@@ -121,21 +141,24 @@ func hostPortRange(s string) (lo, hi uint16, err error) {
 // bind reserves proto hostIP:port (port 0: an ephemeral one) and reports the
 // port it got.
 func bind(proto string, hostIP netip.Addr, port uint16) (io.Closer, uint16, error) {
-	ip := "0.0.0.0"
+	ip, family := "0.0.0.0", "4"
 	if hostIP.IsValid() {
 		ip = hostIP.String()
+	}
+	if hostIP.Is6() {
+		family = "6" // an IPv6-only socket: [::] leaves 0.0.0.0 alone
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(int(port)))
 	var c io.Closer
 	var got int
 	if proto == "udp" {
-		pc, err := net.ListenPacket("udp4", addr)
+		pc, err := net.ListenPacket("udp"+family, addr)
 		if err != nil {
 			return nil, 0, bindError(addr, proto, err)
 		}
 		c, got = pc, pc.LocalAddr().(*net.UDPAddr).Port
 	} else {
-		l, err := net.Listen("tcp4", addr)
+		l, err := net.Listen("tcp"+family, addr)
 		if err != nil {
 			return nil, 0, bindError(addr, proto, err)
 		}

@@ -10,12 +10,20 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// ReserveIP leases ip to id ahead of Attach (`run --ip`), which then uses
-// it. An address outside the subnet, the gateway, the network or broadcast
-// address is InvalidParameter; one leased to another container is Conflict.
+// ReserveIP leases ip to id ahead of Attach or Join (`run --ip`, `--ip6`),
+// which then use it: an IPv4 address from the network's subnet, an IPv6 one
+// from its IPv6 subnet. An address outside the subnet, the gateway, the
+// network or broadcast address is InvalidParameter, and so is an IPv6
+// address on a network without IPv6; one leased to another container is
+// Conflict.
 func (m *Manager) ReserveIP(id string, ip netip.Addr) error {
 	a := m.ipam
-	if !ip.Is4() || !a.subnet.Contains(ip) || ip == a.subnet.Masked().Addr() || ip == gatewayOf(a.subnet) || isBroadcast(a.subnet, ip) {
+	if ip.Is6() {
+		if a = m.ipam6; a == nil {
+			return errdefs.InvalidParameter(fmt.Errorf("address %s: the network has no IPv6 (create it with --ipv6)", ip))
+		}
+	}
+	if !a.subnet.Contains(ip) || ip == a.subnet.Masked().Addr() || ip == gatewayOf(a.subnet) || isBroadcast(a.subnet, ip) {
 		return errdefs.InvalidParameter(fmt.Errorf("address %s is not a usable host address of %s", ip, a.subnet))
 	}
 	a.mu.Lock()

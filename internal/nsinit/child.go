@@ -36,6 +36,18 @@ func run(mode string, syncFD int) error {
 	if c.Process == nil {
 		return errors.New("config has no process")
 	}
+	if c.ExeFD > 0 {
+		// The read-only bind of the berth binary we were exec'd from is a
+		// detached mount: the close of the last fd of it dissolves it,
+		// which waits for an RCU grace period (synchronize_rcu_expedited,
+		// milliseconds on a busy host). Were that last fd ours until the
+		// execve, the wait would fall in the user program's first moments,
+		// after `start` has returned: a signal sent right after `start`
+		// would reach a shell that has not set its trap yet (seen as
+		// runtime-tools' killsig losing more often than with runc).
+		// Closed now, the runtime process that opened it pays at its exit.
+		_ = unix.Close(c.ExeFD)
+	}
 	// Non-dumpable: no ptrace or /proc/<pid>/{fd,exe,mem} access from the
 	// container while we hold host resources. execve resets it.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {

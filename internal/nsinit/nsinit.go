@@ -35,7 +35,10 @@
 //  1. init(): runtime.LockOSThread; everything below runs on this thread.
 //     With a new user namespace the fork made us root in it first (a host
 //     uid left unmapped would lose every capability at the re-exec).
-//  2. Read the Config from the sync socket; non-dumpable; umask 0.
+//  2. Read the Config from the sync socket; close the fd of the berth binary
+//     we were exec'd from (else its last close, at our execve, would make
+//     the user program wait for an RCU grace period after `start`
+//     returned); non-dumpable; umask 0.
 //     2b. Only with Config.Unshare (user namespace joined by path): unshare
 //     those namespaces (mnt, uts, ipc, net, pid, ...) now that we are root
 //     of the joined user namespace, so it owns them. A new PID namespace

@@ -46,6 +46,9 @@ type Config struct {
 	PassFDs int `json:"passFDs"`
 	// StateDirFD (init): an O_PATH fd of the state dir holding exec.fifo.
 	StateDirFD int `json:"stateDirFD,omitempty"`
+	// ExeFD (>0): the fd of the read-only berth binary the child was
+	// exec'd from; the child closes it at once (see child.go, step 2).
+	ExeFD int `json:"exeFD,omitempty"`
 	// RuntimeHooks (init): stop before pivot_root so the parent runs the
 	// createRuntime and prestart hooks.
 	RuntimeHooks bool `json:"runtimeHooks,omitempty"`

@@ -74,6 +74,7 @@ func (r *Runtime) start(l *launch) (_ *os.Process, retErr error) {
 		l.cfg.Namespaces[i].FD = next(f)
 	}
 	exeFD := next(exe)
+	l.cfg.ExeFD = exeFD
 	path, args := "/proc/self/fd/"+strconv.Itoa(exeFD), []string{"berth-init"}
 	if l.userNS != nil {
 		// The helper joins the user namespace, then execs berth (see
@@ -208,6 +209,7 @@ func (r *Runtime) start(l *launch) (_ *os.Process, retErr error) {
 			proc = initProc
 			cfg := *l.cfg
 			cfg.Unshare = 0
+			cfg.ExeFD = 0 // closed before the fork; the number may be reused
 			if err := nsinit.WriteFrame(parentSock, &cfg, -1); err != nil {
 				return nil, fmt.Errorf("send config to container init: %w", err)
 			}

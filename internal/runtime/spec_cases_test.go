@@ -99,6 +99,37 @@ func TestStartReturnsAfterExec(t *testing.T) {
 	}
 }
 
+// The created init holds no fd of the read-only berth binary it was
+// exec'd from: the close of the last one dissolves that detached mount and
+// waits for an RCU grace period, which must not fall into the user
+// program's start (after `start` returned; runtime-tools' killsig lost its
+// signal to it).
+func TestInitHoldsNoBinaryFD(t *testing.T) {
+	r := newRuntime(t)
+	self, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := testID(t)
+	c := create(t, r, id, testSpec(t, "true"))
+	t.Cleanup(func() { _ = r.Delete(id, true) })
+	proc := "/proc/" + strconv.Itoa(c.pid)
+	// The comparison can match: the init's own executable is that binary.
+	if exe, err := os.Stat(proc + "/exe"); err != nil || !os.SameFile(exe, self) {
+		t.Fatalf("init %d: exe %v (%v), want the runtime's binary", c.pid, exe, err)
+	}
+	ents, err := os.ReadDir(proc + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if fi, err := os.Stat(proc + "/fd/" + e.Name()); err == nil && os.SameFile(fi, self) {
+			link, _ := os.Readlink(proc + "/fd/" + e.Name())
+			t.Errorf("init %d still holds fd %s -> %s, the berth binary", c.pid, e.Name(), link)
+		}
+	}
+}
+
 // RLIMIT_AS of 1 GiB would starve the Go runtime of the init: it is set
 // last, just before execve.
 func TestAddressSpaceRlimit(t *testing.T) {

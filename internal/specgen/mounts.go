@@ -101,6 +101,30 @@ func (b *builder) mounts() error {
 	return nil
 }
 
+// readOnlyRecursion makes a read-only bind read-only recursively (runc's
+// "rro": its submounts too), Docker's default from API 1.44, unless
+// BindOptions.ReadOnlyNonRecursive asks otherwise or the container was
+// created through an older API (Input.ReadOnlyNonRecursive). The option
+// conflicts are dockerd's, with its messages. bo is nil for -v binds.
+func (b *builder) readOnlyRecursion(m *specs.Mount, bo *mount.BindOptions) error {
+	if bo == nil {
+		bo = &mount.BindOptions{}
+	}
+	readonly := slices.Contains(m.Options, "ro")
+	switch {
+	case !readonly && bo.ReadOnlyNonRecursive:
+		return errdefs.InvalidParameter(errors.New("mount options conflict: !ReadOnly && BindOptions.ReadOnlyNonRecursive"))
+	case !readonly && bo.ReadOnlyForceRecursive:
+		return errdefs.InvalidParameter(errors.New("mount options conflict: !ReadOnly && BindOptions.ReadOnlyForceRecursive"))
+	case bo.ReadOnlyNonRecursive && bo.ReadOnlyForceRecursive:
+		return errdefs.InvalidParameter(errors.New("mount options conflict: ReadOnlyNonRecursive && BindOptions.ReadOnlyForceRecursive"))
+	}
+	if readonly && !bo.ReadOnlyNonRecursive && (bo.ReadOnlyForceRecursive || !b.in.ReadOnlyNonRecursive) {
+		m.Options = append(m.Options, "rro")
+	}
+	return nil
+}
+
 // mountDepth counts the path elements of a destination: Docker's sort key.
 func mountDepth(dest string) int {
 	return len(strings.Split(path.Clean(dest), "/"))
@@ -115,12 +139,20 @@ func (b *builder) userMounts() ([]specs.Mount, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := b.readOnlyRecursion(&m, nil); err != nil {
+			return nil, err
+		}
 		ms = append(ms, m)
 	}
 	for _, mt := range b.hc.Mounts {
 		m, err := convertMount(mt)
 		if err != nil {
 			return nil, err
+		}
+		if mt.Type == mount.TypeBind {
+			if err := b.readOnlyRecursion(&m, mt.BindOptions); err != nil {
+				return nil, err
+			}
 		}
 		ms = append(ms, m)
 	}

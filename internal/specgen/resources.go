@@ -66,7 +66,12 @@ func (b *builder) resources() error {
 		res.BlockIO = &specs.LinuxBlockIO{Weight: &w}
 	}
 	if len(r.BlkioWeightDevice)+len(r.BlkioDeviceReadBps)+len(r.BlkioDeviceWriteBps)+len(r.BlkioDeviceReadIOps)+len(r.BlkioDeviceWriteIOps) > 0 {
-		return errdefs.NotImplemented(errors.New("per-device blkio limits are not supported yet"))
+		if res.BlockIO == nil {
+			res.BlockIO = &specs.LinuxBlockIO{}
+		}
+		if err := blkioDevices(r, res.BlockIO); err != nil {
+			return err
+		}
 	}
 	if r.CPURealtimePeriod != 0 || r.CPURealtimeRuntime != 0 {
 		return errdefs.NotImplemented(errors.New("realtime CPU scheduling limits are not supported yet"))

@@ -65,11 +65,15 @@ type Input struct {
 	// CgroupParent defaults to DefaultCgroupParent; HostConfig.CgroupParent
 	// wins over it.
 	CgroupParent string
-	// NamespacePaths are the namespaces of other containers that the PID
-	// and IPC modes "container:<name>" join (e.g. /proc/<pid>/ns/pid),
+	// NamespacePaths are the namespaces of other containers that the PID,
+	// IPC and network modes "container:<name>" join (e.g. /proc/<pid>/ns/pid),
 	// resolved by the daemon, which knows the containers; and the network
 	// namespace the daemon prepared for a bridged container (a bind mount).
 	NamespacePaths map[specs.LinuxNamespaceType]string
+	// ReadOnlyNonRecursive keeps read-only binds read-only on their top
+	// mount only, as for containers created through API < 1.44 (dockerd's
+	// DefaultReadOnlyNonRecursive); otherwise they get "rro".
+	ReadOnlyNonRecursive bool
 }
 
 // builder carries the state of one Build call.
@@ -203,7 +207,11 @@ func (b *builder) namespaces() error {
 	case nm.IsHost():
 		// The host's network namespace: no entry.
 	case nm.IsContainer():
-		return errdefs.NotImplemented(fmt.Errorf("network mode %q: joining another container's network namespace is not supported yet", nm))
+		p := b.in.NamespacePaths[specs.NetworkNamespace]
+		if p == "" {
+			return errdefs.InvalidParameter(fmt.Errorf("network mode %q: the namespace path of the container is missing", nm))
+		}
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: p})
 	default:
 		// none, default, bridge and named networks all get a new namespace;
 		// the daemon wires interfaces into it. A bridged container joins

@@ -467,18 +467,15 @@ func TestBuildHostNamespaces(t *testing.T) {
 			t.Errorf("network %q: no network namespace", mode)
 		}
 	}
-	in = baseInput(t)
-	in.HostConfig.NetworkMode = "container:abc"
-	if _, err := Build(in); errdefs.ClassOf(err) != errdefs.ClassNotImplemented {
-		t.Errorf("--network container: error %v, want NotImplemented", err)
-	}
-	// --pid/--ipc container:<x> join the namespace path the daemon resolved.
+	// --pid/--ipc/--network container:<x> join the namespace path the
+	// daemon resolved.
 	for _, tc := range []struct {
 		hc  container.HostConfig
 		typ specs.LinuxNamespaceType
 	}{
 		{container.HostConfig{PidMode: "container:abc"}, specs.PIDNamespace},
 		{container.HostConfig{IpcMode: "container:abc"}, specs.IPCNamespace},
+		{container.HostConfig{NetworkMode: "container:abc"}, specs.NetworkNamespace},
 	} {
 		in = baseInput(t)
 		*in.HostConfig = tc.hc

@@ -367,6 +367,14 @@ func responseError(resp *http.Response) error {
 		e.Message = strings.Join(parts, "; ")
 	} else {
 		e.Message = "unexpected status from registry: " + resp.Status
+		if req := resp.Request; req != nil && req.URL != nil {
+			e.Message += " (" + req.Method + " " + req.URL.Redacted() + ")"
+			if resp.StatusCode == http.StatusBadRequest && req.URL.Scheme == "http" && bytes.Contains(b, []byte("HTTPS server")) {
+				// Go's and nginx's answer to plain HTTP on a TLS port.
+				e.Message = "registry " + req.URL.Host + " speaks HTTPS, not HTTP: give the daemon its CA certificate as " +
+					req.URL.Host + "/ca.crt in its registry certificate directory (/etc/berth/certs.d unless --registry-certs-dir)"
+			}
+		}
 	}
 	switch resp.StatusCode {
 	case http.StatusNotFound:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"berth/internal/errdefs"
@@ -240,10 +241,14 @@ func platformString(p ocispec.Platform) string {
 }
 
 // SelectPlatform picks the best entry of an index for p: OS and
-// architecture must match (when set), a matching variant is preferred;
-// attestation manifests (platform unknown/unknown) never match.
+// architecture must match (when set); the entry whose variant is p's
+// (with the architecture's default filled in: amd64 v1, arm64 v8, arm v7)
+// wins, and among other variants the lowest, the one the most machines
+// run (an amd64/v3 build dies with SIGILL on a v2 CPU). Attestation
+// manifests (platform unknown/unknown) never match.
 func SelectPlatform(ms []ocispec.Descriptor, p ocispec.Platform) (ocispec.Descriptor, bool) {
-	best, bestScore := ocispec.Descriptor{}, -1
+	best, bestScore, bestVariant := ocispec.Descriptor{}, -1, ""
+	want := normalVariant(p.Architecture, p.Variant)
 	for _, d := range ms {
 		dp := d.Platform
 		if dp == nil {
@@ -265,14 +270,42 @@ func SelectPlatform(ms []ocispec.Descriptor, p ocispec.Platform) (ocispec.Descri
 		if dp.Architecture == p.Architecture {
 			score += 2
 		}
-		if p.Variant != "" && dp.Variant == p.Variant {
+		v := normalVariant(dp.Architecture, dp.Variant)
+		if v == want {
 			score++
 		}
-		if score > bestScore {
-			best, bestScore = d, score
+		if score > bestScore || score == bestScore && variantLess(v, bestVariant) {
+			best, bestScore, bestVariant = d, score, v
 		}
 	}
 	return best, bestScore >= 0
+}
+
+// normalVariant fills in the variant an architecture implies when none is
+// given, as containerd's platform matcher does.
+func normalVariant(arch, variant string) string {
+	if variant != "" {
+		return variant
+	}
+	switch arch {
+	case "amd64":
+		return "v1"
+	case "arm64":
+		return "v8"
+	case "arm":
+		return "v7"
+	}
+	return ""
+}
+
+// variantLess orders "v2" before "v10"; any variant before none.
+func variantLess(a, b string) bool {
+	na, errA := strconv.Atoi(strings.TrimPrefix(a, "v"))
+	nb, errB := strconv.Atoi(strings.TrimPrefix(b, "v"))
+	if errA == nil && errB == nil {
+		return na < nb
+	}
+	return a != "" && b == ""
 }
 
 // Tags lists the tags of named's repository (GET /v2/<name>/tags/list,
