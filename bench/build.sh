@@ -16,6 +16,8 @@
 # Medians from hyperfine (N runs, default 5). Goals (issue 5): cache-hit
 # rebuild <= 1/3 of docker's time; cold build faster than docker's; the
 # 50 MB context <= 0.5 s. BERTH=/path/to/berth measures another build.
+# A short run: SETS="ten-cached ctx50-send" (default: all six sets) and
+# DOCKER_SIDE=0 (berth only; ratios are then to the berth CLI's time).
 # Everything started here (both daemons, the keeper, bridges, the nft table,
 # mounts, the contexts) is stopped by PID and removed on exit.
 set -euo pipefail
@@ -24,6 +26,7 @@ export BENCH_ROOT=${BENCH_ROOT:-/tmp/bench-build-docker}
 export BENCH_BRIDGE=${BENCH_BRIDGE:-bbld-d0}
 export BENCH_BRIDGE_CIDR=${BENCH_BRIDGE_CIDR:-10.232.0.1/24}
 source bench/compare-daemons.sh
+source bench/lib-berth.sh
 N=${N:-5}
 B=${B:-/tmp/bench-build-berth}
 BERTH_BRIDGE=${BERTH_BRIDGE:-bbld-b0}
@@ -34,22 +37,16 @@ DOCKER=$BENCH_DOCKER_CLI
 [ "$(id -u)" = 0 ] || { echo "build bench needs root" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "build bench needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 [ -x "$BERTH" ] || { echo "no $BERTH: run make build first" >&2; exit 1; }
+SETS=${SETS:-ten-cold ten-cached multi-cold multi-cached ctx50-send ctx50-copy}
 have_docker=0; command -v dockerd >/dev/null && have_docker=1
 [ $have_docker = 1 ] || echo "note: dockerd not installed, docker columns skipped (apt-get install docker.io)"
+[ "${DOCKER_SIDE:-1}" = 0 ] && have_docker=0
 have_buildkit=0
 if [ $have_docker = 1 ] && "$DOCKER" buildx version >/dev/null 2>&1; then have_buildkit=1; fi
 
-berth_pid=""
 cleanup() {
 	set +e
-	if [ -n "$berth_pid" ]; then
-		kill -TERM "$berth_pid" 2>/dev/null
-		wait "$berth_pid" 2>/dev/null
-	fi
-	[ -f "$B/exec/keeper.pid" ] && kill -TERM "$(cat "$B/exec/keeper.pid")" 2>/dev/null
-	bench_umount_under "$B/"
-	ip link del "$BERTH_BRIDGE" 2>/dev/null
-	nft delete table inet "berth-$BERTH_BRIDGE" 2>/dev/null
+	berth_daemon_stop
 	[ $have_docker = 1 ] && bench_docker_stop
 	grep -q " $B/" /proc/self/mounts || rm -rf "$B/data" "$B/exec" "$B/ctx"
 }
@@ -98,10 +95,7 @@ cp -al "$C/ctx50/files" "$C/ctx50-send/files"
 printf 'FROM busybox\nLABEL sent=50MB\n' >"$C/ctx50-send/Dockerfile"
 
 bench_fixtures >/dev/null
-"$BERTH" daemon -H "unix://$B/berth.sock" --data-root "$B/data" --exec-root "$B/exec" \
-	--bridge-name "$BERTH_BRIDGE" --bridge-subnet "$BERTH_SUBNET" >"$B/daemon.log" 2>&1 &
-berth_pid=$!
-for _ in $(seq 1 200); do [ -S "$B/berth.sock" ] && break; sleep 0.05; done
+berth_daemon_start
 "$BERTH" -H "unix://$B/berth.sock" load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null
 if [ $have_docker = 1 ]; then
 	bench_docker_start
@@ -115,23 +109,6 @@ if [ $have_docker = 1 ] && [ $have_buildkit = 0 ]; then
 	note ""
 fi
 
-# summarize NAME: medians of a hyperfine export, with each command's ratio
-# to docker's classic builder (the last command).
-summarize() {
-	python3 - "$OUT/$1.json" "$1" "$N" <<'PY' | tee -a "$OUT/summary.md"
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-print(f"## {sys.argv[2]} (median of {sys.argv[3]} runs)")
-print()
-print("| client -> builder | median s | min s | max s | / docker classic |")
-print("|---|---:|---:|---:|---:|")
-ref = r[-1]["median"]
-for x in r:
-    print(f"| {x['command']} | {x['median']:.3f} | {x['min']:.3f} | {x['max']:.3f} | {x['median']/ref:.2f} |")
-print()
-PY
-}
-
 # bench NAME CTX BUILD-ARGS: one hyperfine set over every client.
 bench() {
 	local name=$1 ctx=$C/$2 args=$3 cmds
@@ -140,14 +117,23 @@ bench() {
 	[ $have_buildkit = 1 ] && cmds+=(-n "docker CLI -> dockerd (BuildKit)" "env DOCKER_BUILDKIT=1 $DOCKER -H $BENCH_DOCKER_SOCK build -q $args -t bench/$2-bk $ctx")
 	[ $have_docker = 1 ] && cmds+=(-n "docker CLI -> dockerd (classic)" "env DOCKER_BUILDKIT=0 $DOCKER -H $BENCH_DOCKER_SOCK build -q $args -t bench/$2 $ctx")
 	hyperfine -N --runs "$N" --warmup 1 --export-json "$OUT/$name.json" "${cmds[@]}" >/dev/null
-	summarize "$name"
+	if [ $have_docker = 1 ]; then
+		berth_summarize "$name" -1 "docker classic"
+	else
+		berth_summarize "$name" 1 "berth CLI"
+	fi
 }
 
-bench ten-cold ten --no-cache
-bench ten-cached ten ""
-bench multi-cold multi --no-cache
-bench multi-cached multi ""
-bench ctx50-send ctx50-send --no-cache
-bench ctx50-copy ctx50 --no-cache
+for set in $SETS; do
+	case $set in
+	ten-cold) bench ten-cold ten --no-cache ;;
+	ten-cached) bench ten-cached ten "" ;;
+	multi-cold) bench multi-cold multi --no-cache ;;
+	multi-cached) bench multi-cached multi "" ;;
+	ctx50-send) bench ctx50-send ctx50-send --no-cache ;;
+	ctx50-copy) bench ctx50-copy ctx50 --no-cache ;;
+	*) echo "unknown set $set (SETS: ten-cold ten-cached multi-cold multi-cached ctx50-send ctx50-copy)" >&2; exit 2 ;;
+	esac
+done
 
 note "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

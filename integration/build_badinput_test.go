@@ -2,19 +2,16 @@ package integration
 
 import (
 	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"encoding/json"
 	"errors"
-	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
+
+	"berth/internal/fixture/savedimage"
 )
 
 // leftovers is what a build may leave behind in the daemon: containers,
@@ -205,88 +202,18 @@ func TestBuildSymlinkNotFollowedOut(t *testing.T) {
 		}
 		saved := filepath.Join(t.TempDir(), "image.tar")
 		must(t, e.berth(t, "save", "-o", saved, tag))
-		tree := imageTree(t, saved)
+		img, err := savedimage.Load(saved)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for p, target := range map[string]string{"/ctx/d/abs-link": secret, "/ctx/d/rel-link": "../../secret.txt", "/ctx/d/inside-link": "../in.txt"} {
-			h, ok := tree[p]
-			if !ok || h.Typeflag != tar.TypeSymlink || h.Linkname != target {
-				t.Errorf("%s: %s is %+v, want a symlink to %s", client, p, h, target)
+			f, ok := img.Files[p]
+			if !ok || f.Header.Typeflag != tar.TypeSymlink || f.Header.Linkname != target {
+				t.Errorf("%s: %s is %+v, want a symlink to %s", client, p, f.Header, target)
 			}
 		}
 		if strings.Contains(savedContents(t, saved), "host-secret-content") {
 			t.Errorf("%s: the image holds the content of a file outside the context", client)
 		}
 	}
-}
-
-// imageTree is the merged file tree of the image in a `save` archive:
-// path -> header of the last layer that wrote it (whiteouts applied).
-func imageTree(t *testing.T, file string) map[string]*tar.Header {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	members := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		members[path.Clean(h.Name)] = b
-	}
-	var manifest []struct{ Layers []string }
-	if err := json.Unmarshal(members["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
-		t.Fatalf("manifest.json of %s: %v", file, err)
-	}
-	tree := map[string]*tar.Header{}
-	for _, l := range manifest[0].Layers {
-		lr := tar.NewReader(strings.NewReader(decompressed(t, members[path.Clean(l)])))
-		for {
-			h, err := lr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("layer %s: %v", l, err)
-			}
-			p := path.Clean("/" + h.Name)
-			dir, base := path.Split(p)
-			if gone, ok := strings.CutPrefix(base, ".wh."); ok {
-				for q := range tree {
-					if q == path.Join(dir, gone) || strings.HasPrefix(q, path.Join(dir, gone)+"/") || (gone == ".wh..opq" && strings.HasPrefix(q, dir)) {
-						delete(tree, q)
-					}
-				}
-				continue
-			}
-			tree[p] = h
-		}
-	}
-	return tree
-}
-
-// decompressed is b, gunzipped when it is gzip.
-func decompressed(t *testing.T, b []byte) string {
-	t.Helper()
-	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
-		return string(b)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(plain)
 }

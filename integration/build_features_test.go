@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"berth/internal/build/buildtest"
 )
 
 // TestBuildHeredocs runs heredoc RUN and COPY steps on the real engine:
@@ -247,41 +248,12 @@ func TestBuildParallelStages(t *testing.T) {
 // TestBuildAddGit: ADD of a git repository served over dumb HTTP on
 // loopback, at a tag and subdirectory, with and without --keep-git-dir.
 func TestBuildAddGit(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed (scripts/deps.sh installs it)")
-	}
+	repo := buildtest.GitServer(t, map[string]string{"sub/run.sh": "echo tagged\n"}, map[string]string{"sub/run.sh": "echo head\n"})
 	e := daemonEnv(t)
-	work, bare := t.TempDir(), filepath.Join(t.TempDir(), "repo.git")
-	git := func(dir string, args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t", "HOME="+work)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	check := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	check(os.MkdirAll(filepath.Join(work, "sub"), 0o755))
-	check(os.WriteFile(filepath.Join(work, "sub", "run.sh"), []byte("echo tagged\n"), 0o755))
-	git(work, "init", "-q", "-b", "main")
-	git(work, "add", ".")
-	git(work, "commit", "-q", "-m", "one")
-	git(work, "tag", "v1")
-	check(os.WriteFile(filepath.Join(work, "sub", "run.sh"), []byte("echo head\n"), 0o755))
-	git(work, "commit", "-q", "-am", "two")
-	git(work, "clone", "-q", "--bare", work, bare)
-	git(bare, "update-server-info")
-	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(bare))))
-	t.Cleanup(srv.Close)
 	tag := "addgit/" + uniq(t) + ":v1"
 	t.Cleanup(func() { e.berth(t, "rmi", "-f", tag) })
 	dir := writeContext(t, map[string]string{
-		"Dockerfile": "FROM busybox\nADD " + srv.URL + "/repo.git#v1:sub /tagged/\nADD --keep-git-dir " + srv.URL + "/repo.git /head\n",
+		"Dockerfile": "FROM busybox\nADD " + repo + "#v1:sub /tagged/\nADD --keep-git-dir " + repo + " /head\n",
 	})
 	r := e.docker(t, "build", "-t", tag, dir)
 	if r.code != 0 {

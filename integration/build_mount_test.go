@@ -1,18 +1,15 @@
 package integration
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"berth/internal/fixture/savedimage"
 )
 
 // TestBuildRunMounts checks RUN --mount on the real engine: a cache
@@ -86,31 +83,17 @@ func TestBuildSecret(t *testing.T) {
 // that is gzip-compressed (the layers) decompressed.
 func savedContents(t *testing.T, file string) string {
 	t.Helper()
-	f, err := os.Open(file)
+	img, err := savedimage.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var all strings.Builder
-	tr := tar.NewReader(f)
-	for {
-		_, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	for name, raw := range img.Members {
+		plain, err := savedimage.Decompress(raw)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %s: %v", file, name, err)
 		}
-		raw, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if zr, err := gzip.NewReader(bytes.NewReader(raw)); err == nil {
-			if plain, err := io.ReadAll(zr); err == nil {
-				raw = plain
-			}
-		}
-		all.Write(raw)
+		all.Write(plain)
 	}
 	return all.String()
 }

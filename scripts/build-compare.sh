@@ -31,6 +31,7 @@ export BENCH_BRIDGE=${BENCH_BRIDGE:-bcmp-d0}
 export BENCH_BRIDGE_CIDR=${BENCH_BRIDGE_CIDR:-10.231.0.1/24}
 export BENCH_FIXTURES=${BENCH_FIXTURES:-/tmp/build-compare-fixtures}
 source bench/compare-daemons.sh
+source bench/lib-berth.sh
 B=${B:-/tmp/build-compare-berth}
 BERTH_BRIDGE=${BERTH_BRIDGE:-bcmp-b0}
 BERTH_SUBNET=${BERTH_SUBNET:-10.231.1.0/24}
@@ -40,17 +41,9 @@ DOCKER=$BENCH_DOCKER_CLI
 [ "$(id -u)" = 0 ] || { echo "build-compare needs root" >&2; exit 1; }
 command -v dockerd >/dev/null || { echo "dockerd is not installed (apt-get install docker.io): nothing to compare" >&2; exit 0; }
 
-berth_pid=""
 cleanup() {
 	set +e
-	if [ -n "$berth_pid" ]; then
-		kill -TERM "$berth_pid" 2>/dev/null
-		wait "$berth_pid" 2>/dev/null
-	fi
-	[ -f "$B/exec/keeper.pid" ] && kill -TERM "$(cat "$B/exec/keeper.pid")" 2>/dev/null
-	bench_umount_under "$B/"
-	ip link del "$BERTH_BRIDGE" 2>/dev/null
-	nft delete table inet "berth-$BERTH_BRIDGE" 2>/dev/null
+	berth_daemon_stop
 	bench_docker_stop
 	grep -q " $B/" /proc/self/mounts || rm -rf "$B/data" "$B/exec"
 }
@@ -64,10 +57,7 @@ if [ -z "${BERTH:-}" ]; then
 fi
 go build -o "$B/buildcompare" ./scripts/buildcompare
 bench_fixtures >/dev/null
-"$BERTH" daemon -H "unix://$B/berth.sock" --data-root "$B/data" --exec-root "$B/exec" \
-	--bridge-name "$BERTH_BRIDGE" --bridge-subnet "$BERTH_SUBNET" >"$B/daemon.log" 2>&1 &
-berth_pid=$!
-for _ in $(seq 1 200); do [ -S "$B/berth.sock" ] && break; sleep 0.05; done
+berth_daemon_start
 bench_docker_start
 bench_docker load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null
 "$DOCKER" -H "unix://$B/berth.sock" load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null

@@ -223,6 +223,9 @@ type BuildOptions struct {
 	// NetworkMode is the RUN containers' network (networkmode=): ""
 	// or "default" for the default bridge, "none", "host", a network.
 	NetworkMode string
+	// RegistryConfig is the X-Registry-Config header as sent: base64url
+	// JSON of registry host -> AuthConfig, used for the build's pulls.
+	RegistryConfig string
 }
 
 // BuildExitCoder is implemented by a build error that carries the exit

@@ -48,6 +48,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ params) error {
 	opts.Explain = r.Header.Get(build.ExplainHeader) == "1"
 	opts.Locate = r.Header.Get(build.LocateHeader) == "1"
 	opts.NetworkMode = q.Get("networkmode")
+	opts.RegistryConfig = r.Header.Get("X-Registry-Config")
 	if v := q.Get("labels"); v != "" {
 		if err := json.Unmarshal([]byte(v), &opts.Labels); err != nil {
 			return errdefs.InvalidParameter(fmt.Errorf("invalid labels %q: %w", v, err))

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"berth/internal/build/buildtest"
 )
 
 // buildText builds a Dockerfile given as text, with dir as the context,
@@ -76,43 +75,10 @@ func TestAddURL(t *testing.T) {
 	}
 }
 
-// gitServer makes a repository with two commits (tag v1 on the first)
-// and serves it read-only over git's dumb HTTP protocol on loopback.
+// gitServer serves a repository with two commits (tag v1 on the first)
+// over git's dumb HTTP protocol on loopback.
 func gitServer(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed (scripts/deps.sh installs it)")
-	}
-	work, bare := t.TempDir(), filepath.Join(t.TempDir(), "repo.git")
-	git := func(dir string, args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t", "HOME="+work)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	write := func(name, data string) {
-		p := filepath.Join(work, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(work, "init", "-q", "-b", "main")
-	write("README", "v1\n")
-	write("sub/inner.txt", "inner v1\n")
-	git(work, "add", ".")
-	git(work, "commit", "-q", "-m", "one")
-	git(work, "tag", "v1")
-	write("README", "v2\n")
-	git(work, "commit", "-q", "-am", "two")
-	git(work, "clone", "-q", "--bare", work, bare)
-	git(bare, "update-server-info")
-	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(bare))))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/repo.git"
+	return buildtest.GitServer(t, map[string]string{"README": "v1\n", "sub/inner.txt": "inner v1\n"}, map[string]string{"README": "v2\n"})
 }
 
 // TestAddGit clones over dumb HTTP: the default branch, a tag with a

@@ -115,6 +115,7 @@ func runBuild(ctx context.Context, c *Cli, opts buildOptions) error {
 		Tags: opts.tags, Dockerfile: dockerfile, NoCache: opts.noCache,
 		Remove: true, PullParent: opts.pull, Target: opts.target, NetworkMode: opts.network,
 		BuildArgs: map[string]*string{}, Labels: map[string]string{},
+		AuthConfigs: buildAuthConfigs(),
 	}
 	for _, a := range opts.buildArgs {
 		k, v, ok := strings.Cut(a, "=")

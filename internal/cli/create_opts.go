@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -65,6 +66,7 @@ type containerOptions struct {
 	network     []string
 	ip          string
 	ip6         string
+	mac         string
 	aliases     *listOpts
 	publish     *listOpts
 	publishAll  bool
@@ -183,6 +185,7 @@ func addContainerFlags(flags *pflag.FlagSet) *containerOptions {
 	_ = flags.MarkHidden("net")
 	flags.StringVar(&o.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
 	flags.StringVar(&o.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
+	flags.StringVar(&o.mac, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	flags.Var(o.aliases, "network-alias", "Add network-scoped alias for the container")
 	flags.Var(o.aliases, "net-alias", "Add network-scoped alias for the container")
 	_ = flags.MarkHidden("net-alias")
@@ -525,13 +528,22 @@ func (o *containerOptions) parse(flags *pflag.FlagSet) (*containerConfig, error)
 			endpoints[n] = &network.EndpointSettings{}
 		}
 	}
-	if o.ip != "" || o.ip6 != "" || len(o.aliases.GetAll()) > 0 {
+	if o.ip != "" || o.ip6 != "" || o.mac != "" || len(o.aliases.GetAll()) > 0 {
 		es := &network.EndpointSettings{Aliases: o.aliases.GetAll()}
 		ipam, err := endpointIPAM(o.ip, o.ip6)
 		if err != nil {
 			return nil, err
 		}
 		es.IPAMConfig = ipam
+		if o.mac != "" {
+			// As docker's CLI with API >= 1.44: the MAC rides on the
+			// endpoint of the container's first network.
+			mac, err := net.ParseMAC(o.mac)
+			if err != nil {
+				return nil, fmt.Errorf("invalid --mac-address %q: %w", o.mac, err)
+			}
+			es.MacAddress = network.HardwareAddr(mac)
+		}
 		endpoints[networkMode] = es
 	}
 	return &containerConfig{

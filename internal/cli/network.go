@@ -27,6 +27,7 @@ func newNetworkCommand(c *Cli) *cobra.Command {
 type networkCreateOptions struct {
 	driver                    string
 	subnets, gateways, ranges []string
+	aux                       []string
 	internal, attachable      bool
 	ipv6                      bool
 	labels                    *listOpts
@@ -48,6 +49,7 @@ func newNetworkCreateCommand(c *Cli) *cobra.Command {
 	flags.StringSliceVar(&o.subnets, "subnet", nil, "Subnet in CIDR format that represents a network segment")
 	flags.StringSliceVar(&o.gateways, "gateway", nil, "IPv4 or IPv6 Gateway for the master subnet")
 	flags.StringSliceVar(&o.ranges, "ip-range", nil, "Allocate container ip from a sub-range")
+	flags.StringArrayVar(&o.aux, "aux-address", nil, "Auxiliary IPv4 or IPv6 addresses used by Network driver")
 	flags.BoolVar(&o.ipv6, "ipv6", false, "Enable or disable IPv6 networking")
 	flags.BoolVar(&o.internal, "internal", false, "Restrict external access to the network")
 	flags.BoolVar(&o.attachable, "attachable", false, "Enable manual container attachment")
@@ -57,7 +59,7 @@ func newNetworkCreateCommand(c *Cli) *cobra.Command {
 }
 
 func runNetworkCreate(ctx context.Context, c *Cli, name string, o *networkCreateOptions) error {
-	cfgs, err := ipamConfigs(o.subnets, o.gateways, o.ranges)
+	cfgs, err := ipamConfigs(o.subnets, o.gateways, o.ranges, o.aux)
 	if err != nil {
 		return err
 	}
@@ -85,9 +87,9 @@ func runNetworkCreate(ctx context.Context, c *Cli, name string, o *networkCreate
 	return nil
 }
 
-// ipamConfigs pairs each gateway and ip-range with the subnet that
-// contains it, as docker does.
-func ipamConfigs(subnets, gateways, ranges []string) ([]network.IPAMConfig, error) {
+// ipamConfigs pairs each gateway, ip-range and auxiliary address
+// (name=ip) with the subnet that contains it, as docker does.
+func ipamConfigs(subnets, gateways, ranges, aux []string) ([]network.IPAMConfig, error) {
 	var cfgs []network.IPAMConfig
 	for _, s := range subnets {
 		p, err := netip.ParsePrefix(s)
@@ -100,7 +102,7 @@ func ipamConfigs(subnets, gateways, ranges []string) ([]network.IPAMConfig, erro
 		var a netip.Addr
 		var p netip.Prefix
 		var err error
-		if what == "gateway" {
+		if what != "ip-range" {
 			a, err = netip.ParseAddr(s)
 		} else {
 			p, err = netip.ParsePrefix(s)
@@ -133,6 +135,21 @@ func ipamConfigs(subnets, gateways, ranges []string) ([]network.IPAMConfig, erro
 			ok := !c.IPRange.IsValid()
 			c.IPRange = p
 			return ok
+		}); err != nil {
+			return nil, err
+		}
+	}
+	for _, kv := range aux {
+		name, ip, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("invalid aux-address %q: expected name=ip", kv)
+		}
+		if err := place("aux-address", ip, func(c *network.IPAMConfig, a netip.Addr, _ netip.Prefix) bool {
+			if c.AuxAddress == nil {
+				c.AuxAddress = map[string]netip.Addr{}
+			}
+			c.AuxAddress[name] = a
+			return true
 		}); err != nil {
 			return nil, err
 		}

@@ -25,6 +25,10 @@ import (
 // The context is unpacked into a temporary directory under the exec root;
 // RUN steps are containers of this daemon, committed and removed.
 func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.BuildOptions, out api.Progress) error {
+	auth, err := decodeBuildAuth(opts.RegistryConfig)
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp(d.cfg.ExecRoot, "build-")
 	if err != nil {
 		return err
@@ -71,7 +75,7 @@ func (d *Daemon) Build(ctx context.Context, buildContext io.Reader, opts api.Bui
 		w.quiet = true
 	}
 	be := &buildBackend{d: d, rm: opts.Remove || opts.ForceRm, network: opts.NetworkMode,
-		pull: opts.Pull, progress: out, pulled: map[string]error{}}
+		pull: opts.Pull, auth: auth, progress: out, pulled: map[string]error{}}
 	cache := d.buildCache()
 	defer func() {
 		if err := cache.flush(); err != nil {
@@ -164,7 +168,9 @@ type buildBackend struct {
 	// pull (--pull) pulls every image a FROM or COPY --from names, once
 	// per build; without it only the images the store lacks are pulled,
 	// as docker's classic builder does. Pull progress goes to progress.
-	pull     bool
+	pull bool
+	// auth holds the client's registry credentials (X-Registry-Config).
+	auth     buildAuth
 	progress api.Progress
 	pullMu   sync.Mutex
 	pulled   map[string]error
@@ -178,6 +184,9 @@ func (b *buildBackend) ResolveImage(ctx context.Context, ref string) (build.Imag
 			if err == nil {
 				// --pull with the registry out of reach: docker fails too.
 				return build.Image{}, perr
+			}
+			if denied := b.auth.denied(named, perr); denied != nil {
+				return build.Image{}, denied
 			}
 			return build.Image{}, fmt.Errorf("%w (and pulling it failed: %v)", err, perr)
 		}
@@ -210,7 +219,7 @@ func (b *buildBackend) pullOnce(ctx context.Context, ref string) error {
 	if err, done := b.pulled[ref]; done {
 		return err
 	}
-	err := b.d.pull(ctx, ref, "", "", "", b.progress)
+	err := b.d.pull(ctx, ref, "", "", b.auth.header(ref), b.progress)
 	b.pulled[ref] = err
 	return err
 }

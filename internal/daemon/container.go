@@ -41,6 +41,9 @@ type Container struct {
 	NetworkIP netip.Addr `json:",omitzero"`
 	// NetworkIP6 is the --ip6 address on a user-defined --ipv6 network.
 	NetworkIP6 netip.Addr `json:",omitzero"`
+	// NetworkMAC is the --mac-address on the first network ("": derived
+	// from the IP address, see netconnect.go).
+	NetworkMAC string `json:",omitempty"`
 	// Networks are the user-defined networks joined with `network connect`
 	// besides HostConfig.NetworkMode, in joining order (see netconnect.go).
 	Networks []*NetAttachment `json:",omitempty"`

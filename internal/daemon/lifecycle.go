@@ -109,6 +109,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, req *containe
 	if c.NetworkIP, c.NetworkIP6, err = networkIP(req.NetworkingConfig, hc.NetworkMode); err != nil {
 		return fail(err)
 	}
+	c.NetworkMAC = networkMAC(req.NetworkingConfig, hc.NetworkMode)
 	if c.Networks, err = d.createNetworks(req.NetworkingConfig, hc.NetworkMode); err != nil {
 		return fail(err)
 	}

@@ -42,7 +42,7 @@ func planSubnets(req network.CreateRequest, src subnetSource) (subnetPlan, error
 	}
 	for _, cfg := range cfgs {
 		if !cfg.Subnet.IsValid() {
-			if cfg.Gateway.IsValid() || cfg.IPRange.IsValid() {
+			if cfg.Gateway.IsValid() || cfg.IPRange.IsValid() || len(cfg.AuxAddress) > 0 {
 				return plan, errdefs.InvalidParameter(errors.New("every ip-range or gateway must have a corresponding subnet"))
 			}
 			continue
@@ -62,20 +62,33 @@ func planSubnets(req network.CreateRequest, src subnetSource) (subnetPlan, error
 			return plan, errdefs.InvalidParameter(fmt.Errorf("subnet %s: only one IPv4 and one IPv6 subnet per network are supported", p))
 		}
 		gw := p.Addr().Next()
-		if cfg.Gateway.IsValid() && !p.Contains(cfg.Gateway) {
-			return plan, errdefs.InvalidParameter(fmt.Errorf("invalid gateway %s: not in subnet %s", cfg.Gateway, p))
+		if cfg.Gateway.IsValid() {
+			// the broadcast address is refused by the network's IPAM
+			if !p.Contains(cfg.Gateway) || cfg.Gateway == p.Addr() {
+				return plan, errdefs.InvalidParameter(fmt.Errorf("invalid gateway %s: not a host address of subnet %s", cfg.Gateway, p))
+			}
+			gw = cfg.Gateway
 		}
-		if cfg.Gateway.IsValid() && cfg.Gateway != gw {
-			// berth's IPAM always gives the bridge the subnet's first address
-			return plan, errdefs.InvalidParameter(fmt.Errorf("gateway %s: only the subnet's first address %s is supported", cfg.Gateway, gw))
+		if r := cfg.IPRange; r.IsValid() {
+			if m := r.Masked(); m != r {
+				return plan, errdefs.InvalidParameter(fmt.Errorf("invalid ip-range %s: it should be %s", r, m))
+			}
+			if r.Addr().Is4() != p.Addr().Is4() || r.Bits() < p.Bits() || !p.Contains(r.Addr()) {
+				return plan, errdefs.InvalidParameter(fmt.Errorf("invalid ip-range %s: it should be within subnet %s", r, p))
+			}
 		}
-		if cfg.IPRange.IsValid() && cfg.IPRange.Masked() != p {
-			return plan, errdefs.InvalidParameter(fmt.Errorf("ip-range %s: a range smaller than the subnet is not supported", cfg.IPRange))
+		for name, a := range cfg.AuxAddress {
+			if !p.Contains(a) {
+				return plan, errdefs.InvalidParameter(fmt.Errorf("invalid auxiliary address %s=%s: not in subnet %s", name, a, p))
+			}
+			if a == gw {
+				return plan, errdefs.InvalidParameter(fmt.Errorf("invalid auxiliary address %s=%s: it is the gateway", name, a))
+			}
 		}
 		if other, ok := src.taken(p); ok {
 			return plan, errdefs.Conflict(fmt.Errorf("invalid pool request: subnet %s overlaps with %s", p, other))
 		}
-		c := network.IPAMConfig{Subnet: p, Gateway: gw}
+		c := network.IPAMConfig{Subnet: p, Gateway: gw, IPRange: cfg.IPRange, AuxAddress: cfg.AuxAddress}
 		if p.Addr().Is4() {
 			plan.v4, have4 = c, true
 		} else {

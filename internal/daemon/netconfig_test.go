@@ -53,29 +53,44 @@ func TestPlanSubnets(t *testing.T) {
 	}
 	gw := req(false, "10.211.0.0/24")
 	gw.IPAM.Config[0].Gateway = netip.MustParseAddr("10.212.0.1")
-	if _, err := planSubnets(gw, src); !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), "not in subnet") {
+	if _, err := planSubnets(gw, src); !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), "not a host address of subnet") {
 		t.Errorf("gateway outside the subnet: %v", err)
 	}
+	gw.IPAM.Config[0].Gateway = netip.MustParseAddr("10.211.0.0")
+	if _, err := planSubnets(gw, src); !errdefs.IsInvalidParameter(err) {
+		t.Errorf("network address as gateway: %v", err)
+	}
 
-	// the documented restrictions: the gateway is the first address, the
-	// ip-range the whole subnet
+	// docker's semantics: any host address as gateway, an ip-range inside
+	// the subnet, auxiliary addresses inside it and other than the gateway
 	other := req(false, "10.211.0.0/24")
 	other.IPAM.Config[0].Gateway = netip.MustParseAddr("10.211.0.254")
-	if _, err := planSubnets(other, src); !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), "only the subnet's first address") {
-		t.Errorf("gateway other than the first address: %v", err)
+	other.IPAM.Config[0].IPRange = netip.MustParsePrefix("10.211.0.128/25")
+	other.IPAM.Config[0].AuxAddress = map[string]netip.Addr{"router": netip.MustParseAddr("10.211.0.130")}
+	p, err := planSubnets(other, src)
+	if err != nil || p.v4.Gateway.String() != "10.211.0.254" || p.v4.IPRange.String() != "10.211.0.128/25" || p.v4.AuxAddress["router"].String() != "10.211.0.130" {
+		t.Errorf("gateway, range and aux address: %+v, %v", p, err)
 	}
-	rng := req(false, "10.211.0.0/24")
-	rng.IPAM.Config[0].IPRange = netip.MustParsePrefix("10.211.0.128/25")
-	if _, err := planSubnets(rng, src); !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), "smaller than the subnet") {
-		t.Errorf("ip-range smaller than the subnet: %v", err)
+	for _, c := range []struct{ rng, want string }{
+		{"10.211.0.130/25", "it should be 10.211.0.128/25"},
+		{"10.211.1.0/25", "within subnet"},
+		{"10.0.0.0/8", "within subnet"},
+	} {
+		rng := req(false, "10.211.0.0/24")
+		rng.IPAM.Config[0].IPRange = netip.MustParsePrefix(c.rng)
+		if _, err := planSubnets(rng, src); !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ip-range %s: %v, want %q", c.rng, err, c.want)
+		}
 	}
-	rng.IPAM.Config[0].IPRange = netip.MustParsePrefix("10.211.0.0/24")
-	rng.IPAM.Config[0].Gateway = netip.MustParseAddr("10.211.0.1")
-	if p, err := planSubnets(rng, src); err != nil || p.v4.Gateway.String() != "10.211.0.1" {
-		t.Errorf("ip-range equal to the subnet and the first address as gateway: %+v, %v", p, err)
+	for _, a := range []string{"10.212.0.3", "10.211.0.1"} {
+		aux := req(false, "10.211.0.0/24")
+		aux.IPAM.Config[0].AuxAddress = map[string]netip.Addr{"x": netip.MustParseAddr(a)}
+		if _, err := planSubnets(aux, src); !errdefs.IsInvalidParameter(err) {
+			t.Errorf("aux address %s: %v", a, err)
+		}
 	}
 
-	p, err := planSubnets(req(false), src)
+	p, err = planSubnets(req(false), src)
 	if err != nil || p.v4.Subnet.String() != "10.210.1.0/24" || p.v4.Gateway.String() != "10.210.1.1" || p.v6 != nil {
 		t.Fatalf("default plan = %+v, %v", p, err)
 	}

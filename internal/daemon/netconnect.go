@@ -43,6 +43,9 @@ type NetAttachment struct {
 	IP netip.Addr `json:",omitzero"`
 	// IP6 is the address asked for with --ip6 (zero: any).
 	IP6 netip.Addr `json:",omitzero"`
+	// MAC is the address asked for with --mac-address ("": derived from
+	// the IP address).
+	MAC string `json:",omitempty"`
 	// Endpoint is the interface while the container runs.
 	Endpoint *berthnet.Endpoint `json:",omitempty"`
 }
@@ -145,6 +148,7 @@ func (d *Daemon) NetworkConnect(ctx context.Context, ref string, req network.Con
 		if att.IP, att.IP6, err = staticIPs(es.IPAMConfig); err != nil {
 			return err
 		}
+		att.MAC = macOf(es)
 	}
 	if n.defaultBridge && (att.IP.IsValid() || att.IP6.IsValid() || len(att.Aliases) > 0) {
 		return errdefs.InvalidParameter(errors.New("network-scoped aliases and user specified IP addresses are supported on user defined networks only"))
@@ -202,7 +206,7 @@ func (d *Daemon) rejoinFirst(c *Container, n *userNet, att *NetAttachment) error
 			d.log.Warn("network connect: default route", "id", c.ID, "err", err)
 		}
 	}
-	c.Endpoint = ep
+	c.Endpoint, c.NetworkMAC = ep, att.MAC
 	if n.defaultBridge {
 		c.HostConfig.NetworkMode = "bridge"
 	} else {
@@ -236,14 +240,9 @@ func checkStaticIPs(n *userNet, att *NetAttachment) error {
 // joinNetwork hot-plugs c (running, namespace at c.Endpoint.NetnsPath) into
 // n and starts n's DNS server; c.mu held.
 func (d *Daemon) joinNetwork(c *Container, n *userNet, att *NetAttachment) error {
-	for _, ip := range []netip.Addr{att.IP, att.IP6} {
-		if !ip.IsValid() {
-			continue
-		}
-		if err := n.mgr.ReserveIP(c.ID, ip); err != nil {
-			n.mgr.Leave(c.ID) // the other address's lease
-			return fmt.Errorf("connect container %s to network %s: %w", c.ID[:12], n.info.Name, err)
-		}
+	if err := reserveEndpoint(n.mgr, c.ID, att.IP, att.IP6, att.MAC); err != nil {
+		n.mgr.Leave(c.ID) // the other address's lease
+		return fmt.Errorf("connect container %s to network %s: %w", c.ID[:12], n.info.Name, err)
 	}
 	ep, err := n.mgr.Join(c.ID, c.Endpoint.NetnsPath)
 	if err != nil {
@@ -270,7 +269,11 @@ func (d *Daemon) joinedNets(c *Container) ([]*NetAttachment, []*userNet) {
 	c.mu.Unlock()
 	nets := make([]*userNet, len(atts))
 	for i, a := range atts {
-		nets[i], _ = d.joinable(a.NetworkID)
+		ref := a.NetworkID
+		if ref == "" {
+			ref = a.Name // named at create before it existed
+		}
+		nets[i], _ = d.joinable(ref)
 	}
 	return atts, nets
 }
@@ -284,6 +287,9 @@ func (d *Daemon) joinNetworks(c *Container) error {
 	for i, att := range atts {
 		if nets[i] == nil {
 			return errdefs.NotFound(fmt.Errorf("network %s of container %s not found", att.Name, c.ID[:12]))
+		}
+		if att.NetworkID == "" {
+			att.NetworkID, att.Name = nets[i].info.ID, nets[i].info.Name
 		}
 		if err := d.joinNetwork(c, nets[i], att); err != nil {
 			return err
@@ -444,7 +450,7 @@ func (d *Daemon) disconnectFirst(c *Container, name string, is func(mode string)
 	}
 	if next == nil {
 		c.HostConfig.NetworkMode = "none"
-		c.NetworkAliases, c.NetworkIP, c.NetworkIP6 = nil, netip.Addr{}, netip.Addr{}
+		c.NetworkAliases, c.NetworkIP, c.NetworkIP6, c.NetworkMAC = nil, netip.Addr{}, netip.Addr{}, ""
 		if c.Endpoint != nil {
 			if err := d.pointResolvConf(c); err != nil {
 				d.log.Warn("network disconnect: resolv.conf", "id", c.ID, "err", err)
@@ -453,7 +459,7 @@ func (d *Daemon) disconnectFirst(c *Container, name string, is func(mode string)
 		return d.save(c)
 	}
 	c.HostConfig.NetworkMode = container.NetworkMode(next.Name)
-	c.NetworkAliases, c.NetworkIP, c.NetworkIP6 = next.Aliases, next.IP, next.IP6
+	c.NetworkAliases, c.NetworkIP, c.NetworkIP6, c.NetworkMAC = next.Aliases, next.IP, next.IP6, next.MAC
 	c.Networks = c.Networks[1:]
 	if c.Endpoint != nil {
 		if err := d.pointResolvConf(c); err != nil {
@@ -531,7 +537,7 @@ func (d *Daemon) joinedSettings(c *Container, out map[string]*network.EndpointSe
 			es.EndpointID = c.ID
 			es.IPAddress, es.IPPrefixLen, es.Gateway = ep.IP, ep.PrefixLen, ep.Gateway
 			es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway = ep.IP6, ep.PrefixLen6, ep.Gateway6
-			es.DNSNames = append([]string{strings.TrimPrefix(c.Name, "/"), c.ID[:12]}, a.Aliases...)
+			es.DNSNames = containerDNSNames(c, a.Aliases)
 			if mac, err := net.ParseMAC(ep.MacAddress); err == nil {
 				es.MacAddress = network.HardwareAddr(mac)
 			}
@@ -583,19 +589,23 @@ func (d *Daemon) createNetworks(nc *network.NetworkingConfig, mode container.Net
 		if bridged(container.NetworkMode(name)) {
 			name = bridgeNetID
 		}
+		att := &NetAttachment{Name: name}
 		n, err := d.joinable(name)
-		if err != nil {
-			if errdefs.IsNotFound(err) {
-				// not a 404: the CLI would take it for a missing image
-				return nil, errdefs.InvalidParameter(err)
-			}
+		switch {
+		case errdefs.IsNotFound(err):
+			// as dockerd, which only records the endpoint at create: the
+			// network is looked up when the container starts
+		case err != nil:
 			return nil, err
-		}
-		if mode == container.NetworkMode(n.info.ID) {
+		case mode == container.NetworkMode(n.info.ID):
 			continue
+		default:
+			att.NetworkID, att.Name = n.info.ID, n.info.Name
 		}
-		att := &NetAttachment{NetworkID: n.info.ID, Name: n.info.Name}
-		if es := nc.EndpointsConfig[name]; es != nil && !n.defaultBridge {
+		if es := nc.EndpointsConfig[name]; es != nil {
+			att.MAC = macOf(es)
+		}
+		if es := nc.EndpointsConfig[name]; es != nil && (n == nil || !n.defaultBridge) {
 			att.Aliases = append([]string(nil), es.Aliases...)
 			var err error
 			if att.IP, att.IP6, err = staticIPs(es.IPAMConfig); err != nil {
@@ -621,4 +631,49 @@ func (d *Daemon) emitNetwork(id, name string, action events.Action, containerID 
 		Actor: events.Actor{ID: id, Attributes: attrs},
 		Time:  now.Unix(), TimeNano: now.UnixNano(),
 	})
+}
+
+// reserveEndpoint hands mgr the addresses asked for container id on it
+// (--ip, --ip6, --mac-address; zero ones are left to the network) ahead of
+// its Attach or Join.
+func reserveEndpoint(mgr *berthnet.Manager, id string, ip4, ip6 netip.Addr, mac string) error {
+	for _, ip := range []netip.Addr{ip4, ip6} {
+		if !ip.IsValid() {
+			continue
+		}
+		if err := mgr.ReserveIP(id, ip); err != nil {
+			return err
+		}
+	}
+	if mac == "" {
+		return nil
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid MAC address %s: %w", mac, err))
+	}
+	return mgr.ReserveMAC(id, hw)
+}
+
+// macOf is an endpoint's --mac-address ("" when none).
+func macOf(es *network.EndpointSettings) string {
+	if len(es.MacAddress) == 0 {
+		return ""
+	}
+	return net.HardwareAddr(es.MacAddress).String()
+}
+
+// networkMAC is the --mac-address asked for the container's first network.
+func networkMAC(nc *network.NetworkingConfig, mode container.NetworkMode) string {
+	if nc == nil {
+		return ""
+	}
+	for name, es := range nc.EndpointsConfig {
+		// the CLI keys the default network "default" while the mode is
+		// already "bridge"
+		if es != nil && (name == string(mode) || bridged(mode) && bridged(container.NetworkMode(name))) {
+			return macOf(es)
+		}
+	}
+	return ""
 }

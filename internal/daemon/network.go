@@ -74,13 +74,8 @@ func (d *Daemon) attachNetwork(c *Container, img *ocispec.ImageConfig) (string, 
 		return "", nil
 	}
 	bindings := berthnet.Bindings(c.HostConfig.PortBindings, exposedPorts(c.Config, img), c.HostConfig.PublishAllPorts)
-	for _, ip := range []netip.Addr{c.NetworkIP, c.NetworkIP6} {
-		if !ip.IsValid() {
-			continue
-		}
-		if err := mgr.ReserveIP(c.ID, ip); err != nil {
-			return "", fmt.Errorf("connect container %s to network %s: %w", c.ID[:12], c.HostConfig.NetworkMode, err)
-		}
+	if err := reserveEndpoint(mgr, c.ID, c.NetworkIP, c.NetworkIP6, c.NetworkMAC); err != nil {
+		return "", fmt.Errorf("connect container %s to network %s: %w", c.ID[:12], c.HostConfig.NetworkMode, err)
 	}
 	ep, err := mgr.Attach(c.ID, bindings)
 	if err != nil {
@@ -161,7 +156,7 @@ func (d *Daemon) networkSettings(c *Container) *container.NetworkSettings {
 		es.NetworkID = netID
 		if key != "bridge" {
 			es.Aliases = c.NetworkAliases
-			es.DNSNames = append([]string{strings.TrimPrefix(c.Name, "/"), c.ID[:12]}, c.NetworkAliases...)
+			es.DNSNames = containerDNSNames(c, c.NetworkAliases)
 		}
 		es.EndpointID = c.ID
 		es.IPAddress, es.IPPrefixLen, es.Gateway = ep.IP, ep.PrefixLen, ep.Gateway

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,17 +102,23 @@ func (d *Daemon) newUserNet(info network.Inspect) (*userNet, error) {
 	if len(info.IPAM.Config) == 0 {
 		return nil, fmt.Errorf("network %s has no subnet", info.Name)
 	}
-	var subnet6 netip.Prefix
-	for _, c := range info.IPAM.Config[1:] {
-		if info.EnableIPv6 && c.Subnet.Addr().Is6() {
-			subnet6 = c.Subnet
-		}
-	}
-	mgr, err := berthnet.New(berthnet.Config{
-		BridgeName: "br-" + info.ID[:12], Subnet: info.IPAM.Config[0].Subnet, Subnet6: subnet6,
+	v4 := info.IPAM.Config[0]
+	cfg := berthnet.Config{
+		BridgeName: "br-" + info.ID[:12], Subnet: v4.Subnet, Gateway: v4.Gateway, IPRange: v4.IPRange,
 		StateDir: d.userNetDir(info.ID), NetnsDir: filepath.Join(d.cfg.ExecRoot, "netns"),
 		Internal: info.Internal,
-	})
+	}
+	for _, c := range info.IPAM.Config[1:] {
+		if info.EnableIPv6 && c.Subnet.Addr().Is6() {
+			cfg.Subnet6, cfg.Gateway6, cfg.IPRange6 = c.Subnet, c.Gateway, c.IPRange
+		}
+	}
+	for _, c := range info.IPAM.Config {
+		for _, a := range c.AuxAddress {
+			cfg.Reserved = append(cfg.Reserved, a)
+		}
+	}
+	mgr, err := berthnet.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", info.Name, err)
 	}
@@ -265,16 +272,23 @@ func (d *Daemon) NetworkCreate(ctx context.Context, req network.CreateRequest) (
 	return network.CreateResponse{ID: id}, nil
 }
 
-// attachedTo lists the running containers attached to n, as their first
-// network or a joined one.
-func (d *Daemon) attachedTo(n *userNet) map[string]network.EndpointResource {
-	out := map[string]network.EndpointResource{}
+// containerList snapshots the daemon's containers, so that their locks
+// are taken without d.mu held.
+func (d *Daemon) containerList() []*Container {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	cs := make([]*Container, 0, len(d.containers))
 	for _, c := range d.containers {
 		cs = append(cs, c)
 	}
-	d.mu.Unlock()
+	return cs
+}
+
+// attachedTo lists the running containers attached to n, as their first
+// network or a joined one.
+func (d *Daemon) attachedTo(n *userNet) map[string]network.EndpointResource {
+	out := map[string]network.EndpointResource{}
+	cs := d.containerList()
 	for _, c := range cs {
 		c.mu.Lock()
 		for _, m := range d.userNetsOf(c) {
@@ -299,12 +313,7 @@ func (d *Daemon) BridgeInspect(ctx context.Context, n network.Inspect) network.I
 	n.IPAM.Config = []network.IPAMConfig{{Subnet: d.net.Subnet(), Gateway: d.net.Gateway()}}
 	n.Options = map[string]string{"com.docker.network.bridge.name": d.net.BridgeName(), "com.docker.network.driver.mtu": strconv.Itoa(berthnet.MTU)}
 	n.Containers = map[string]network.EndpointResource{}
-	d.mu.Lock()
-	cs := make([]*Container, 0, len(d.containers))
-	for _, c := range d.containers {
-		cs = append(cs, c)
-	}
-	d.mu.Unlock()
+	cs := d.containerList()
 	for _, c := range cs {
 		c.mu.Lock()
 		ep := c.Endpoint
@@ -511,22 +520,21 @@ func (d *Daemon) dnsLookup(n *userNet) func(netip.Addr, string) []netip.Addr {
 			return nil
 		}
 		type member struct {
-			name, id string
-			nms      []netMember
+			name, id, hostname string
+			nms                []netMember
 		}
-		d.mu.Lock()
-		cs := make([]*Container, 0, len(d.containers))
-		for _, c := range d.containers {
-			cs = append(cs, c)
-		}
-		d.mu.Unlock()
+		cs := d.containerList()
 		ms := make([]member, 0, len(cs))
 		nets := []string{n.info.ID}
 		for _, c := range cs {
 			c.mu.Lock()
 			nms, cname := d.userNetsOf(c), c.Name
+			var hostname string
+			if c.Config != nil {
+				hostname = c.Config.Hostname
+			}
 			c.mu.Unlock()
-			ms = append(ms, member{cname, c.ID, nms})
+			ms = append(ms, member{cname, c.ID, hostname, nms})
 			for _, m := range nms {
 				if m.netID == n.info.ID && m.ep != nil && (m.ep.IP == from || m.ep.IP6 == from) {
 					for _, o := range nms {
@@ -540,7 +548,7 @@ func (d *Daemon) dnsLookup(n *userNet) func(netip.Addr, string) []netip.Addr {
 		for _, netID := range nets {
 			for _, mb := range ms {
 				for _, m := range mb.nms {
-					if m.netID == netID && m.ep != nil && nameMatches(mb.name, mb.id, m.aliases, name) {
+					if m.netID == netID && m.ep != nil && nameMatches(endpointDNSNames(mb.name, mb.id, mb.hostname, m.aliases), mb.id, name) {
 						if m.ep.IP6.IsValid() {
 							return []netip.Addr{m.ep.IP, m.ep.IP6}
 						}
@@ -553,18 +561,38 @@ func (d *Daemon) dnsLookup(n *userNet) func(netip.Addr, string) []netip.Addr {
 	}
 }
 
-// nameMatches reports whether name is a container's name (cname, with its
-// "/"), ID, short ID or one of its aliases.
-func nameMatches(cname, id string, aliases []string, name string) bool {
-	if strings.EqualFold(strings.TrimPrefix(cname, "/"), name) || id[:12] == name || id == name {
-		return true
+// endpointDNSNames are the names a container answers to on a network, in
+// dockerd's order (its buildEndpointDNSNames, shown in inspect's
+// DNSNames): its name (cname, with its "/"), the network's aliases, its
+// short ID and its hostname, each once.
+func endpointDNSNames(cname, id, hostname string, aliases []string) []string {
+	names := append([]string{strings.TrimPrefix(cname, "/")}, aliases...)
+	names = append(names, id[:12])
+	if hostname != "" {
+		names = append(names, hostname)
 	}
-	for _, a := range aliases {
-		if strings.EqualFold(a, name) {
-			return true
+	out := names[:0]
+	for i, n := range names {
+		if n != "" && !slices.Contains(names[:i], n) {
+			out = append(out, n)
 		}
 	}
-	return false
+	return out
+}
+
+// containerDNSNames is endpointDNSNames of c with aliases; c.mu held.
+func containerDNSNames(c *Container, aliases []string) []string {
+	var hostname string
+	if c.Config != nil {
+		hostname = c.Config.Hostname
+	}
+	return endpointDNSNames(c.Name, c.ID, hostname, aliases)
+}
+
+// nameMatches reports whether name is one of a container's DNS names
+// (endpointDNSNames) or its full ID.
+func nameMatches(names []string, id, name string) bool {
+	return id == name || slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) })
 }
 
 // dnsLabel reports whether s is one RFC 1123 host name label.

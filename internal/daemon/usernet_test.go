@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
@@ -71,8 +72,26 @@ func TestDNSLabel(t *testing.T) {
 func TestNameMatches(t *testing.T) {
 	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	for name, want := range map[string]bool{"web": true, "WEB": true, "0123456789ab": true, id: true, "www": true, "other": false, "0123": false} {
-		if got := nameMatches("/web", id, []string{"www"}, name); got != want {
+		if got := nameMatches(endpointDNSNames("/web", id, "", []string{"www"}), id, name); got != want {
 			t.Errorf("nameMatches(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestEndpointDNSNames: dockerd's order and the hostname (TestHostnameDnsResolution
+// in moby's suite resolves a container by its --hostname).
+func TestEndpointDNSNames(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	got := endpointDNSNames("/web", id, "foobar", []string{"www", "web"})
+	if want := []string{"web", "www", "0123456789ab", "foobar"}; !slices.Equal(got, want) {
+		t.Fatalf("endpointDNSNames = %q, want %q", got, want)
+	}
+	// the default hostname is the short ID: listed once
+	if got := endpointDNSNames("/web", id, id[:12], nil); !slices.Equal(got, []string{"web", "0123456789ab"}) {
+		t.Fatalf("endpointDNSNames with the default hostname = %q", got)
+	}
+	plain := endpointDNSNames("/web", id, "", nil)
+	if !nameMatches(plain, id, "WEB") || nameMatches(plain, id, "foobar") || !nameMatches(endpointDNSNames("/web", id, "foobar", nil), id, "FooBar") {
+		t.Fatal("nameMatches with the hostname")
 	}
 }

@@ -70,7 +70,7 @@ func (d *Daemon) resolveVolumes(c *Container, imgVolumes map[string]struct{}) (r
 	for dest := range c.HostConfig.Tmpfs {
 		taken[path.Clean(dest)] = true
 	}
-	add := func(name, dest string, rw, nocopy bool, mode string, opts, labels map[string]string) error {
+	add := func(name, dest string, rw, nocopy bool, mode, driver string, opts, labels map[string]string) error {
 		if !path.IsAbs(dest) {
 			return errdefs.InvalidParameter(fmt.Errorf("invalid mount config: mount path %q must be absolute", dest))
 		}
@@ -80,7 +80,7 @@ func (d *Daemon) resolveVolumes(c *Container, imgVolumes map[string]struct{}) (r
 		}
 		v, err := d.volumes.Get(name)
 		if name == "" || errdefs.IsNotFound(err) {
-			if v, err = d.volumes.Create(name, "", opts, labels); err != nil {
+			if v, err = d.volumes.Create(name, driver, opts, labels); err != nil {
 				return err
 			}
 			created = append(created, v.Name)
@@ -110,7 +110,7 @@ func (d *Daemon) resolveVolumes(c *Container, imgVolumes map[string]struct{}) (r
 		}
 		opts := strings.Split(mode, ",")
 		delete(taken, path.Clean(dest))
-		if err := add(name, dest, !slices.Contains(opts, "ro"), slices.Contains(opts, "nocopy"), mode, nil, nil); err != nil {
+		if err := add(name, dest, !slices.Contains(opts, "ro"), slices.Contains(opts, "nocopy"), mode, c.HostConfig.VolumeDriver, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -119,16 +119,19 @@ func (d *Daemon) resolveVolumes(c *Container, imgVolumes map[string]struct{}) (r
 			continue
 		}
 		var opts, labels map[string]string
-		nocopy := false
+		nocopy, driver := false, c.HostConfig.VolumeDriver
 		if vo := m.VolumeOptions; vo != nil {
 			nocopy = vo.NoCopy
 			labels = vo.Labels
 			if vo.DriverConfig != nil {
 				opts = vo.DriverConfig.Options
+				if vo.DriverConfig.Name != "" {
+					driver = vo.DriverConfig.Name
+				}
 			}
 		}
 		delete(taken, path.Clean(m.Target))
-		if err := add(m.Source, m.Target, !m.ReadOnly, nocopy, "z", opts, labels); err != nil {
+		if err := add(m.Source, m.Target, !m.ReadOnly, nocopy, "z", driver, opts, labels); err != nil {
 			return err
 		}
 	}
@@ -162,7 +165,7 @@ func (d *Daemon) resolveVolumes(c *Container, imgVolumes map[string]struct{}) (r
 				taken[vm.Destination] = true
 				continue
 			}
-			if err := add(vm.Name, vm.Destination, rw, true, vm.Mode, nil, nil); err != nil {
+			if err := add(vm.Name, vm.Destination, rw, true, vm.Mode, "", nil, nil); err != nil {
 				return err
 			}
 		}
@@ -179,7 +182,7 @@ func (d *Daemon) resolveVolumes(c *Container, imgVolumes map[string]struct{}) (r
 		if taken[path.Clean(dest)] {
 			continue
 		}
-		if err := add("", dest, true, false, "", nil, nil); err != nil {
+		if err := add("", dest, true, false, "", c.HostConfig.VolumeDriver, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -398,12 +401,7 @@ func (c *Container) volumeMountPoints() []container.MountPoint {
 
 // volumeUsers returns the IDs of the containers that use volume name.
 func (d *Daemon) volumeUsers(name string) []string {
-	d.mu.Lock()
-	cs := make([]*Container, 0, len(d.containers))
-	for _, c := range d.containers {
-		cs = append(cs, c)
-	}
-	d.mu.Unlock()
+	cs := d.containerList()
 	var ids []string
 	for _, c := range cs {
 		c.mu.Lock()

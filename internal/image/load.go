@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 
 	"berth/internal/archive"
 	"berth/internal/errdefs"
@@ -28,7 +29,11 @@ const (
 	annotationContainerdName    = "io.containerd.image.name"
 )
 
-var blobName = regexp.MustCompile(`^blobs/sha256/([a-f0-9]{64})$`)
+// Compiled on first use, not at start-up: every berth process (a runtime
+// CLI, a container's init) runs every package's init.
+var blobName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^blobs/sha256/([a-f0-9]{64})$`)
+})
 
 // archiveFile is one file of a loaded tarball: small metadata in memory,
 // anything else already in the content store.
@@ -185,7 +190,7 @@ func (l *loader) read(ctx context.Context, r io.Reader) error {
 				continue
 			}
 			var expected digest.Digest
-			if m := blobName.FindStringSubmatch(name); m != nil {
+			if m := blobName().FindStringSubmatch(name); m != nil {
 				expected = digest.NewDigestFromEncoded(digest.SHA256, m[1])
 			}
 			d, err := l.ops.writeBlob(tr, expected)

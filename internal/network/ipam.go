@@ -16,12 +16,17 @@ import (
 // restarted daemon neither reuses a live container's address nor forgets
 // which ones are free.
 //
-// The network address, the gateway (first host) and the broadcast address
-// are never handed out.
+// The network address, the gateway and the broadcast address are never
+// handed out, nor the reserved (auxiliary) addresses; dynamic addresses
+// come from pool, a sub-prefix of the subnet (docker's --ip-range), while
+// a static one (ReserveIP) may be anywhere in the subnet.
 type ipam struct {
-	mu     sync.Mutex
-	path   string
-	subnet netip.Prefix
+	mu       sync.Mutex
+	path     string
+	subnet   netip.Prefix
+	gateway  netip.Addr
+	pool     netip.Prefix
+	reserved map[netip.Addr]bool
 	// Leases maps a container ID to its address.
 	Leases map[string]netip.Addr `json:"leases"`
 	// Last is the address handed out last: allocation continues after it so
@@ -31,7 +36,7 @@ type ipam struct {
 }
 
 func loadIPAM(path string, subnet netip.Prefix) (*ipam, error) {
-	a := &ipam{path: path, subnet: subnet.Masked(), Leases: map[string]netip.Addr{}}
+	a := &ipam{path: path, subnet: subnet.Masked(), gateway: gatewayOf(subnet), pool: subnet.Masked(), Leases: map[string]netip.Addr{}}
 	b, err := os.ReadFile(path)
 	switch {
 	case os.IsNotExist(err):
@@ -53,8 +58,50 @@ func loadIPAM(path string, subnet netip.Prefix) (*ipam, error) {
 	return a, nil
 }
 
-// gateway is the subnet's first host address, given to the bridge.
+// gatewayOf is the subnet's first host address, the bridge's when no
+// gateway is configured.
 func gatewayOf(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
+
+// restrict sets the gateway (invalid: the subnet's first host), the pool of
+// dynamic addresses (invalid: the whole subnet) and the reserved
+// addresses, checking that each lies in the subnet.
+func (a *ipam) restrict(gateway netip.Addr, pool netip.Prefix, reserved []netip.Addr) error {
+	if gateway.IsValid() {
+		if !a.usable(gateway) {
+			return errdefs.InvalidParameter(fmt.Errorf("gateway %s is not a usable host address of %s", gateway, a.subnet))
+		}
+		a.gateway = gateway
+	}
+	if pool.IsValid() {
+		if pool.Addr().Is4() != a.subnet.Addr().Is4() || pool.Bits() < a.subnet.Bits() || !a.subnet.Contains(pool.Addr()) {
+			return errdefs.InvalidParameter(fmt.Errorf("ip-range %s is not within subnet %s", pool, a.subnet))
+		}
+		a.pool = pool.Masked()
+	}
+	a.reserved = map[netip.Addr]bool{}
+	for _, ip := range reserved {
+		if ip.Is4() != a.subnet.Addr().Is4() {
+			continue // the other IPAM's
+		}
+		if !a.subnet.Contains(ip) {
+			return errdefs.InvalidParameter(fmt.Errorf("auxiliary address %s is not within subnet %s", ip, a.subnet))
+		}
+		a.reserved[ip] = true
+	}
+	return nil
+}
+
+// usable reports whether ip is a host address of the subnet: neither the
+// network nor the broadcast address.
+func (a *ipam) usable(ip netip.Addr) bool {
+	return a.subnet.Contains(ip) && ip != a.subnet.Addr() && !isBroadcast(a.subnet, ip)
+}
+
+// free reports whether ip may be leased at all: usable, and neither the
+// gateway nor a reserved address.
+func (a *ipam) free(ip netip.Addr) bool {
+	return a.usable(ip) && ip != a.gateway && !a.reserved[ip]
+}
 
 // Allocate returns id's address, leasing a free one if it has none.
 func (a *ipam) Allocate(id string) (netip.Addr, error) {
@@ -67,22 +114,18 @@ func (a *ipam) Allocate(id string) (netip.Addr, error) {
 	for _, ip := range a.Leases {
 		used[ip] = true
 	}
-	first := gatewayOf(a.subnet).Next()
+	first := a.pool.Addr()
 	start := first
-	if a.Last.IsValid() && a.subnet.Contains(a.Last) {
+	if a.Last.IsValid() && a.pool.Contains(a.Last) && a.pool.Contains(a.Last.Next()) {
 		start = a.Last.Next()
 	}
 	ip := start
-	for {
-		if !a.subnet.Contains(ip) || isBroadcast(a.subnet, ip) {
+	for used[ip] || !a.free(ip) {
+		if ip = ip.Next(); !a.pool.Contains(ip) {
 			ip = first
 		}
-		if !used[ip] {
-			break
-		}
-		ip = ip.Next()
 		if ip == start {
-			return netip.Addr{}, errdefs.Unavailable(fmt.Errorf("no free address left in %s", a.subnet))
+			return netip.Addr{}, errdefs.Unavailable(fmt.Errorf("no free address left in %s", a.pool))
 		}
 	}
 	a.Leases[id] = ip

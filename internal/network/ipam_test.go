@@ -47,3 +47,52 @@ func TestIPAMDoesNotReuseAtOnce(t *testing.T) {
 		t.Fatalf("freed address %v reused at once", ip1)
 	}
 }
+
+// TestIPAMRangeGatewayAux: dynamic addresses come from the ip-range only,
+// never the gateway or an auxiliary address; a static one may be anywhere
+// else in the subnet.
+func TestIPAMRangeGatewayAux(t *testing.T) {
+	a, err := loadIPAM(filepath.Join(t.TempDir(), "ipam.json"), netip.MustParsePrefix("10.209.0.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, aux := netip.MustParseAddr("10.209.0.250"), netip.MustParseAddr("10.209.0.249")
+	if err := a.restrict(gw, netip.MustParsePrefix("10.209.0.248/30"), []netip.Addr{aux, netip.MustParseAddr("fd00::1")}); err != nil {
+		t.Fatal(err)
+	}
+	// the /30 holds .248 (the subnet's host, allowed), .249 (aux), .250
+	// (gateway), .251: two addresses
+	got := map[netip.Addr]bool{}
+	for _, id := range []string{"a", "b"} {
+		ip, err := a.Allocate(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[ip] = true
+	}
+	if !got[netip.MustParseAddr("10.209.0.248")] || !got[netip.MustParseAddr("10.209.0.251")] {
+		t.Fatalf("allocated %v, want .248 and .251", got)
+	}
+	if ip, err := a.Allocate("c"); err == nil {
+		t.Fatalf("Allocate beyond the range = %v, want an error", ip)
+	}
+	if !a.free(netip.MustParseAddr("10.209.0.7")) || a.free(gw) || a.free(aux) || a.free(netip.MustParseAddr("10.209.0.255")) {
+		t.Fatal("free: want any other host address of the subnet, not the gateway, aux or broadcast")
+	}
+	for _, bad := range []struct {
+		gw  string
+		rng string
+	}{{"10.210.0.1", ""}, {"10.209.0.0", ""}, {"10.209.0.255", ""}, {"", "10.210.0.0/25"}, {"", "10.208.0.0/16"}} {
+		var g netip.Addr
+		var r netip.Prefix
+		if bad.gw != "" {
+			g = netip.MustParseAddr(bad.gw)
+		}
+		if bad.rng != "" {
+			r = netip.MustParsePrefix(bad.rng)
+		}
+		if err := a.restrict(g, r, nil); err == nil {
+			t.Errorf("restrict(%s, %s) accepted", bad.gw, bad.rng)
+		}
+	}
+}

@@ -35,7 +35,7 @@ func (m *Manager) allocate6(id string, ep *Endpoint) error {
 	if err != nil {
 		return err
 	}
-	ep.IP6, ep.PrefixLen6, ep.Gateway6 = ip6, m.cfg.Subnet6.Bits(), gatewayOf(m.cfg.Subnet6)
+	ep.IP6, ep.PrefixLen6, ep.Gateway6 = ip6, m.cfg.Subnet6.Bits(), m.ipam6.gateway
 	return nil
 }
 

@@ -72,8 +72,7 @@ func (m *Manager) Join(id, nsPath string) (ep *Endpoint, retErr error) {
 	if err := m.allocate6(id, ep); err != nil {
 		return nil, err
 	}
-	a4 := ip.As4()
-	mac := net.HardwareAddr{0x02, 0x42, a4[0], a4[1], a4[2], a4[3]}
+	mac := m.macFor(id, ip)
 	ep.MacAddress = mac.String()
 	if _, err := m.addVeth(ep.HostVeth, ifname, mac, ns); err != nil {
 		return nil, fmt.Errorf("create veth %s for container %.12s: %w", ep.HostVeth, id, err)
@@ -118,22 +117,7 @@ func nextIfname(h *netlink.Handle) (string, error) {
 // Leave undoes Join: the veth (with its inner end) and the address lease.
 // It is idempotent; a veth already gone with its namespace is no error.
 func (m *Manager) Leave(id string) error {
-	var errs []error
-	name := joinVethName(id, m.cfg.BridgeName)
-	if l, err := m.host().LinkByName(name); err == nil {
-		if err := m.host().LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
-			errs = append(errs, fmt.Errorf("delete veth %s: %w", name, err))
-		}
-	}
-	if err := m.ipam.Release(id); err != nil {
-		errs = append(errs, err)
-	}
-	if m.ipam6 != nil {
-		if err := m.ipam6.Release(id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(m.delVeth(joinVethName(id, m.cfg.BridgeName)), m.release(id))
 }
 
 // Unplug takes id's first-network interface away while the container runs
@@ -142,12 +126,7 @@ func (m *Manager) Leave(id string) error {
 // removed by the Detach of the network that takes over (all networks
 // share one NetnsDir).
 func (m *Manager) Unplug(id string) error {
-	m.mu.Lock()
-	if res := m.reserved[id]; res != nil {
-		res.Close()
-		delete(m.reserved, id)
-	}
-	m.mu.Unlock()
+	m.unreserve(id)
 	var errs []error
 	if err := m.unpublish(id); err != nil {
 		errs = append(errs, err)
@@ -155,50 +134,30 @@ func (m *Manager) Unplug(id string) error {
 	// the interface Attach made, or the one Join made when this network
 	// took over as first network after an earlier Unplug
 	for _, name := range []string{hostVethName(id), joinVethName(id, m.cfg.BridgeName)} {
-		if l, err := m.host().LinkByName(name); err == nil {
-			if err := m.host().LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
-				errs = append(errs, fmt.Errorf("delete veth %s: %w", name, err))
-			}
-		}
+		errs = append(errs, m.delVeth(name))
 	}
-	if err := m.ipam.Release(id); err != nil {
-		errs = append(errs, err)
-	}
-	if m.ipam6 != nil {
-		if err := m.ipam6.Release(id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, m.release(id))...)
 }
 
 // DefaultRoute routes ep's namespace by default through ep's interface and
 // gateway (IPv4, and IPv6 on a dual-stack network): the network that takes
 // over as first network after an Unplug.
 func DefaultRoute(ep *Endpoint) error {
-	ns, err := netns.GetFromPath(ep.NetnsPath)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", ep.NetnsPath, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("netlink in netns %s: %w", ep.NetnsPath, err)
-	}
-	defer h.Close()
-	link, err := h.LinkByName(ep.Ifname)
-	if err != nil {
-		return fmt.Errorf("look up %s in netns %s: %w", ep.Ifname, ep.NetnsPath, err)
-	}
-	if err := h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice()}); err != nil {
-		return fmt.Errorf("default route via %s: %w", ep.Gateway, err)
-	}
-	if ep.IP6.IsValid() {
-		if err := h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway6.AsSlice()}); err != nil {
-			return fmt.Errorf("IPv6 default route via %s: %w", ep.Gateway6, err)
+	return inNetns(ep.NetnsPath, func(h *netlink.Handle) error {
+		link, err := h.LinkByName(ep.Ifname)
+		if err != nil {
+			return fmt.Errorf("look up %s in netns %s: %w", ep.Ifname, ep.NetnsPath, err)
 		}
-	}
-	return nil
+		if err := h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice()}); err != nil {
+			return fmt.Errorf("default route via %s: %w", ep.Gateway, err)
+		}
+		if ep.IP6.IsValid() {
+			if err := h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway6.AsSlice()}); err != nil {
+				return fmt.Errorf("IPv6 default route via %s: %w", ep.Gateway6, err)
+			}
+		}
+		return nil
+	})
 }
 
 // Republish publishes on this network, for ep (the interface Join made),

@@ -73,6 +73,15 @@ type Config struct {
 	// Internal networks have no outbound masquerade and publish no ports
 	// (their containers get no default route either, see Isolate).
 	Internal bool
+	// Gateway and Gateway6 are the bridge's addresses (invalid: the
+	// subnet's first host), anywhere in their subnet (`--gateway`).
+	Gateway, Gateway6 netip.Addr
+	// IPRange and IPRange6 are the sub-prefixes of the subnets that
+	// dynamic addresses come from (invalid: the whole subnet,
+	// `--ip-range`); a static address may be anywhere in the subnet.
+	IPRange, IPRange6 netip.Prefix
+	// Reserved addresses are never leased (`--aux-address`).
+	Reserved []netip.Addr
 }
 
 // Endpoint is a container's attachment to the bridge.
@@ -102,9 +111,10 @@ type Manager struct {
 	rules *ruleset
 
 	mu       sync.Mutex
-	ready    bool                   // bridge and table are in place
-	brIndex  int                    // the bridge's ifindex, once ready
-	reserved map[string]reservation // container ID -> held host ports
+	ready    bool                        // bridge and table are in place
+	brIndex  int                         // the bridge's ifindex, once ready
+	reserved map[string]reservation      // container ID -> held host ports
+	macs     map[string]net.HardwareAddr // container ID -> ReserveMAC's address
 	// published are the containers with DNAT rules in the table (those of
 	// an earlier daemon run included, read once the table is ready), so
 	// that detaching one without any costs no rule listing.
@@ -154,6 +164,9 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.restrict(cfg.Gateway, cfg.IPRange, cfg.Reserved); err != nil {
+		return nil, err
+	}
 	var a6 *ipam
 	if cfg.Subnet6.IsValid() {
 		if !cfg.Subnet6.Addr().Is6() || cfg.Subnet6.Bits() > 120 {
@@ -161,6 +174,9 @@ func New(cfg Config) (*Manager, error) {
 		}
 		cfg.Subnet6 = cfg.Subnet6.Masked()
 		if a6, err = loadIPAM(filepath.Join(cfg.StateDir, "ipam6.json"), cfg.Subnet6); err != nil {
+			return nil, err
+		}
+		if err := a6.restrict(cfg.Gateway6, cfg.IPRange6, cfg.Reserved); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +202,7 @@ func (m *Manager) Table() string { return m.table }
 func (m *Manager) Subnet() netip.Prefix { return m.cfg.Subnet }
 
 // Gateway is the bridge's address.
-func (m *Manager) Gateway() netip.Addr { return gatewayOf(m.cfg.Subnet) }
+func (m *Manager) Gateway() netip.Addr { return m.ipam.gateway }
 
 // ensure creates the bridge and installs the table once per daemon run.
 func (m *Manager) ensure() error {
@@ -229,7 +245,7 @@ func (m *Manager) ensure() error {
 		if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv6/conf", m.cfg.BridgeName, "disable_ipv6"), []byte("0"), 0o644); err != nil {
 			return fmt.Errorf("enable IPv6 on %s: %w", m.cfg.BridgeName, err)
 		}
-		gw6 := v6Addr(gatewayOf(m.cfg.Subnet6), m.cfg.Subnet6.Bits())
+		gw6 := v6Addr(m.ipam6.gateway, m.cfg.Subnet6.Bits())
 		if err := nl.AddrReplace(br, gw6); err != nil {
 			return fmt.Errorf("address bridge %s with %s: %w", m.cfg.BridgeName, gw6, err)
 		}
@@ -303,8 +319,7 @@ func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, ret
 	if err := m.allocate6(id, ep); err != nil {
 		return nil, err
 	}
-	a4 := ip.As4()
-	mac := net.HardwareAddr{0x02, 0x42, a4[0], a4[1], a4[2], a4[3]}
+	mac := m.macFor(id, ip)
 	ep.MacAddress = mac.String()
 
 	removeNetns(ep.NetnsPath) // a leftover of a crash
@@ -428,13 +443,19 @@ func configureInside(ns netns.NsHandle, ep *Endpoint) error {
 // Detach undoes Attach: the DNAT rules, the held ports, the veth, the netns
 // mount and the address lease. It is idempotent.
 func (m *Manager) Detach(id string) error {
+	m.unreserve(id)
+	return m.cleanup(id)
+}
+
+// unreserve closes the host sockets (and proxies) holding id's published
+// ports.
+func (m *Manager) unreserve(id string) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if res := m.reserved[id]; res != nil {
 		res.Close()
 		delete(m.reserved, id)
 	}
-	m.mu.Unlock()
-	return m.cleanup(id)
 }
 
 func (m *Manager) cleanup(id string) error {
@@ -452,21 +473,9 @@ func (m *Manager) cleanup(id string) error {
 		errs = append(errs, err)
 	}
 	if statErr != nil {
-		if l, err := m.host().LinkByName(hostVethName(id)); err == nil {
-			if err := m.host().LinkDel(l); err != nil {
-				errs = append(errs, fmt.Errorf("delete veth %s: %w", hostVethName(id), err))
-			}
-		}
+		errs = append(errs, m.delVeth(hostVethName(id)))
 	}
-	if err := m.ipam.Release(id); err != nil {
-		errs = append(errs, err)
-	}
-	if m.ipam6 != nil {
-		if err := m.ipam6.Release(id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, m.release(id))...)
 }
 
 // Remove deletes the network from the host: its nftables table and its

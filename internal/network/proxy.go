@@ -16,11 +16,12 @@ import (
 // on the host's loopback by a small proxy that accepts on the socket the
 // reservation already holds and copies each connection to the container's
 // IPv6 address. Every other address, and every IPv4 one, is DNAT in the
-// kernel (nft.go). UDP on [::1] is not proxied.
+// kernel (nft.go). UDP ports on [::1] are proxied likewise, datagram by
+// datagram (udpproxy.go).
 
-// proxied reports whether m's connections to [::1] go through the proxy.
+// proxied reports whether m's traffic to [::1] goes through a proxy.
 func proxied(m Mapping) bool {
-	return m.Proto == "tcp" && m.HostIP.Is6() && (m.HostIP.IsLoopback() || m.HostIP.IsUnspecified())
+	return m.HostIP.Is6() && (m.HostIP.IsLoopback() || m.HostIP.IsUnspecified())
 }
 
 // tcpProxy forwards the connections of a held listener to a container.
@@ -40,13 +41,19 @@ func startProxies(ms []Mapping, res reservation, ip6 netip.Addr) {
 		return
 	}
 	for i, m := range ms {
-		l, ok := res[i].(net.Listener)
-		if !ok || !proxied(m) {
+		if !proxied(m) {
 			continue
 		}
-		p := &tcpProxy{l: l, to: net.JoinHostPort(ip6.String(), strconv.Itoa(int(m.ContainerPort))), conns: map[net.Conn]struct{}{}}
-		res[i] = p
-		go p.serve()
+		switch held := res[i].(type) {
+		case net.Listener:
+			p := &tcpProxy{l: held, to: net.JoinHostPort(ip6.String(), strconv.Itoa(int(m.ContainerPort))), conns: map[net.Conn]struct{}{}}
+			res[i] = p
+			go p.serve()
+		case net.PacketConn:
+			p := newUDPProxy(held, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip6, m.ContainerPort)))
+			res[i] = p
+			go p.serve()
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -63,7 +64,12 @@ func ParseMountOptions(opts []string) (flags int, prop []int, data string, err e
 			continue
 		}
 		switch o {
-		case "tmpcopyup", "nosymfollow", "symfollow", "rro", "rrw":
+		case "rro":
+			// Recursive read-only (mountInto applies it to submounts with
+			// mount_setattr): the mount itself is read-only too.
+			flags |= unix.MS_RDONLY
+			continue
+		case "tmpcopyup", "nosymfollow", "symfollow", "rrw":
 			continue // runc extensions; not needed by berth's callers
 		case "idmap", "ridmap":
 			return 0, nil, "", fmt.Errorf("mount option %q is not supported", o)
@@ -152,10 +158,27 @@ func mountInto(c *Config, m specs.Mount) error {
 			return fmt.Errorf("mount %s (%s) on %s with %v: %w", m.Source, m.Type, dest, m.Options, err)
 		}
 	}
+	if slices.Contains(m.Options, "rro") {
+		if err := recursiveReadOnly(full); err != nil {
+			return fmt.Errorf("mount %s: %w", dest, err)
+		}
+	}
 	for _, p := range prop {
 		if err := unix.Mount("", full, "", uintptr(p), ""); err != nil {
 			return fmt.Errorf("set propagation of %s: %w", dest, err)
 		}
+	}
+	return nil
+}
+
+// recursiveReadOnly makes the mount at full and every mount below it
+// read-only ("rro", which docker asks for with read-only binds from API
+// 1.44): an MS_RDONLY remount only reaches the top mount, so a filesystem
+// mounted under the bind's source would stay writable in the container.
+func recursiveReadOnly(full string) error {
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(unix.AT_FDCWD, full, unix.AT_RECURSIVE|unix.AT_SYMLINK_NOFOLLOW, &attr); err != nil {
+		return fmt.Errorf("make read-only recursively (rro): %w", err)
 	}
 	return nil
 }
@@ -298,10 +321,10 @@ func hasNS(c *Config, t specs.LinuxNamespaceType) bool {
 }
 
 // MountOptionNames lists every mount option berth applies (flags and
-// propagation), sorted, for `berth runtime features`. The runc extensions
-// that ParseMountOptions accepts and ignores are not among them.
+// propagation, rro), sorted, for `berth runtime features`. The runc
+// extensions that ParseMountOptions accepts and ignores are not among them.
 func MountOptionNames() []string {
-	var out []string
+	out := []string{"rro"}
 	for k := range mountFlags {
 		out = append(out, k)
 	}

@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -95,10 +94,21 @@ type state struct {
 	KeepMounts []int `json:"keepMounts,omitempty"`
 }
 
-var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+// validID reports whether id matches runc's `^[\w+\-.]+$` (a loop, not a
+// package-level regexp: that would be compiled at the start of every berth
+// process, the container's init among them).
+func validID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_+-.", c) >= 0) {
+			return false
+		}
+	}
+	return id != ""
+}
 
 func checkID(id string) error {
-	if id == "" || !validID.MatchString(id) || id == "." || id == ".." {
+	if !validID(id) || id == "." || id == ".." {
 		return errdefs.InvalidParameter(fmt.Errorf("invalid container id %q", id))
 	}
 	return nil

@@ -168,6 +168,7 @@ func runCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			fwd.waitReady()
 			if err := rt.Start(id); err != nil {
 				_ = rt.Delete(id, true)
 				_, _ = unix.Wait4(pid, nil, 0, nil)

@@ -105,6 +105,7 @@ func execCmd(g *globals) *cobra.Command {
 			}
 			fwd := forwardSignals()
 			defer fwd.stop()
+			fwd.waitReady() // the process runs as soon as Exec returns
 			pid, err := rt.Exec(id, o)
 			if err != nil {
 				return err

@@ -12,23 +12,19 @@ package main
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"berth/internal/fixture/savedimage"
 )
 
 func main() {
@@ -270,132 +266,47 @@ func compareTrees(d, b map[string]entry) []string {
 	return out
 }
 
-// loadImage reads a `docker save` archive: the config and the layers
-// listed by manifest.json, applied in order (whiteouts included).
+// loadImage reads a `docker save` archive: the config and the merged
+// tree of its layers (savedimage), as entries.
 func loadImage(file string) (*image, error) {
-	f, err := os.Open(file)
+	saved, err := savedimage.Load(file)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	members := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", file, err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, err
-		}
-		members[path.Clean(h.Name)] = b
-	}
-	var manifest []struct {
-		Config string
-		Layers []string
-	}
-	if err := json.Unmarshal(members["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
-		return nil, fmt.Errorf("%s: manifest.json with one image: %v", file, err)
-	}
 	img := &image{files: map[string]entry{}}
-	if err := json.Unmarshal(members[path.Clean(manifest[0].Config)], &img.config); err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", file, manifest[0].Config, err)
+	if err := json.Unmarshal(saved.Config, &img.config); err != nil {
+		return nil, fmt.Errorf("%s: config: %w", file, err)
 	}
-	for _, l := range manifest[0].Layers {
-		raw, ok := members[path.Clean(l)]
-		if !ok {
-			return nil, fmt.Errorf("%s: layer %s missing", file, l)
-		}
-		if err := applyLayer(img.files, raw); err != nil {
-			return nil, fmt.Errorf("%s: layer %s: %w", file, l, err)
-		}
+	for p, f := range saved.Files {
+		img.files[p] = toEntry(f)
 	}
 	return img, nil
 }
 
-func applyLayer(files map[string]entry, raw []byte) error {
-	var r io.Reader = bytes.NewReader(raw)
-	if len(raw) > 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return err
-		}
-		r = zr
+// toEntry is what is compared of a path. A hard link is compared as the
+// file it links to: whether a builder writes links or copies is not a
+// user-visible difference.
+func toEntry(f savedimage.File) entry {
+	h := f.Header
+	if h.Typeflag == tar.TypeLink && f.Target != nil {
+		h = f.Target
 	}
-	tr := tar.NewReader(bufio.NewReader(r))
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		p := path.Clean("/" + h.Name)
-		if p == "/" {
-			continue
-		}
-		dir, base := path.Split(p)
-		dir = path.Clean(dir)
-		if base == ".wh..wh..opq" {
-			removeUnder(files, dir)
-			continue
-		}
-		if strings.HasPrefix(base, ".wh.") {
-			gone := path.Join(dir, strings.TrimPrefix(base, ".wh."))
-			delete(files, gone)
-			removeUnder(files, gone)
-			continue
-		}
-		e := entry{mode: h.Mode & 0o7777, uid: h.Uid, gid: h.Gid}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			e.typ = "dir"
-		case tar.TypeReg:
-			e.typ, e.size = "reg", h.Size
-			sum := sha256.New()
-			if _, err := io.Copy(sum, tr); err != nil {
-				return err
-			}
-			e.sum = fmt.Sprintf("%x", sum.Sum(nil))[:12]
-		case tar.TypeLink:
-			// A hard link is compared as the file it links to: whether a
-			// builder writes links or copies is not a user-visible difference.
-			target, ok := files[path.Clean("/"+h.Linkname)]
-			if !ok {
-				return fmt.Errorf("hard link %s to missing %s", p, h.Linkname)
-			}
-			e = target
-		case tar.TypeSymlink:
-			e.typ, e.link = "symlink", h.Linkname
-		case tar.TypeChar:
-			e.typ = "char"
-		case tar.TypeBlock:
-			e.typ = "block"
-		case tar.TypeFifo:
-			e.typ = "fifo"
-		default:
-			e.typ = fmt.Sprintf("type%c", h.Typeflag)
-		}
-		if old, ok := files[p]; ok && old.typ == "dir" && e.typ != "dir" {
-			removeUnder(files, p)
-		}
-		files[p] = e
+	e := entry{mode: h.Mode & 0o7777, uid: h.Uid, gid: h.Gid}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		e.typ = "dir"
+	case tar.TypeReg:
+		e.typ, e.size, e.sum = "reg", h.Size, f.Sum[:12]
+	case tar.TypeSymlink:
+		e.typ, e.link = "symlink", h.Linkname
+	case tar.TypeChar:
+		e.typ = "char"
+	case tar.TypeBlock:
+		e.typ = "block"
+	case tar.TypeFifo:
+		e.typ = "fifo"
+	default:
+		e.typ = fmt.Sprintf("type%c", h.Typeflag)
 	}
-}
-
-func removeUnder(files map[string]entry, dir string) {
-	prefix := strings.TrimSuffix(dir, "/") + "/"
-	for p := range files {
-		if strings.HasPrefix(p, prefix) {
-			delete(files, p)
-		}
-	}
+	return e
 }

@@ -45,7 +45,7 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) e
 		if _, err := parseDigest(rt.ref); err != nil {
 			return err
 		}
-	} else if !tagRe.MatchString(rt.ref) {
+	} else if !tagRe().MatchString(rt.ref) {
 		return errTagInvalid(rt.ref)
 	}
 	d, rec, err := s.resolve(rt.name, rt.ref)
@@ -88,7 +88,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	paramTags := r.URL.Query()["tag"]
 	tags = append(tags, paramTags...)
 	for _, t := range tags {
-		if !tagRe.MatchString(t) {
+		if !tagRe().MatchString(t) {
 			return errTagInvalid(t)
 		}
 	}
@@ -228,7 +228,7 @@ func (s *Server) deleteManifest(w http.ResponseWriter, rt route) error {
 		}
 		err = s.removeManifest(rt.name, d)
 	} else {
-		if !tagRe.MatchString(rt.ref) {
+		if !tagRe().MatchString(rt.ref) {
 			return errTagInvalid(rt.ref)
 		}
 		err = s.removeTag(rt.name, rt.ref)

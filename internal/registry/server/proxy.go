@@ -265,7 +265,7 @@ func (s *Server) serveProxied(w http.ResponseWriter, r *http.Request, rt route) 
 				if _, err := parseDigest(rt.ref); err != nil {
 					return true, err
 				}
-			} else if !tagRe.MatchString(rt.ref) {
+			} else if !tagRe().MatchString(rt.ref) {
 				return true, errTagInvalid(rt.ref)
 			}
 			if err := s.fetchManifest(r.Context(), rt.name, rt.ref); err != nil {

@@ -132,10 +132,16 @@ func removeUploadDebris(dir string, log *slog.Logger) {
 func (s *Server) Close() error { return s.db.Close() }
 
 // nameRe is the distribution-spec repository name grammar.
-var nameRe = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+// Compiled on first use, not at start-up: every berth process (a runtime
+// CLI, a container's init) runs every package's init.
+var nameRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+})
 
 // tagRe is the distribution-spec tag grammar.
-var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+var tagRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+})
 
 // maxNameLen bounds repository names (distribution's limit).
 const maxNameLen = 255
@@ -230,7 +236,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &regError{Code: "NOT_FOUND", Status: http.StatusNotFound, Message: "unknown API path " + r.URL.Path})
 		return
 	}
-	if len(rt.name) > maxNameLen || !nameRe.MatchString(rt.name) {
+	if len(rt.name) > maxNameLen || !nameRe().MatchString(rt.name) {
 		writeError(w, errNameInvalid(rt.name))
 		return
 	}

@@ -34,7 +34,9 @@ type uploadHash struct {
 	n int64 // bytes hashed, valid while it equals the size of data
 }
 
-var uploadIDRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+var uploadIDRe = sync.OnceValue(func() *regexp.Regexp { // compiled on first use (see nameRe)
+	return regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+})
 
 func newUploadID() string {
 	var b [16]byte
@@ -57,7 +59,7 @@ func (s *Server) lockUpload(id string) func() {
 // openUpload checks that session id exists and belongs to repository name,
 // and returns its current size.
 func (s *Server) openUpload(name, id string) (int64, error) {
-	if !uploadIDRe.MatchString(id) {
+	if !uploadIDRe().MatchString(id) {
 		return 0, errUploadUnknown(id)
 	}
 	repo, err := os.ReadFile(filepath.Join(s.uploadDir(id), "repo"))
@@ -161,7 +163,7 @@ func (s *Server) mountable(from string, d digest.Digest) bool {
 		_, err := s.blobs.size(d)
 		return err == nil
 	}
-	if !nameRe.MatchString(from) || !s.hasBlobLink(from, d) {
+	if !nameRe().MatchString(from) || !s.hasBlobLink(from, d) {
 		return false
 	}
 	_, err := s.blobs.size(d)
