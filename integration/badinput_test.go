@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -348,12 +350,7 @@ func TestBadInputMaliciousLoad(t *testing.T) {
 	outside := t.TempDir()
 	before := e.storeState(t)
 	cases := escapeCases(t, outside)
-	names := make([]string, 0, len(cases))
-	for n := range cases {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(cases)) {
 		archive := dockerArchive(t, cases[name], "evil-"+name+":v1")
 		r := e.dockerIn(t, string(archive), "load")
 		checkRefused(t, e, before, outside, "load of a layer "+name, r)
@@ -437,12 +434,7 @@ func TestBadInputMaliciousImport(t *testing.T) {
 	outside := t.TempDir()
 	before := e.storeState(t)
 	cases := escapeCases(t, outside)
-	names := make([]string, 0, len(cases))
-	for n := range cases {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(cases)) {
 		r := e.dockerIn(t, string(cases[name]), "import", "-", "evil-import-"+name+":v1")
 		checkRefused(t, e, before, outside, "import of "+name, r)
 	}

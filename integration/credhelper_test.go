@@ -31,19 +31,7 @@ func (c *credEnv) run(t *testing.T, stdin, name string, args ...string) result {
 	}
 	cmd.Env = append(env, "PATH="+c.bin+":"+os.Getenv("PATH"), "DOCKER_CONFIG="+c.config,
 		"BERTH_HOST=unix://"+c.e.sock, "DOCKER_HOST=unix://"+c.e.sock)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	code := 0
-	if err := cmd.Run(); err != nil {
-		code = -1
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-	}
-	return result{out.String(), errb.String(), code}
+	return runCmd(cmd, stdin)
 }
 
 // fakeCredentialHelper writes docker-credential-NAME into bin: a helper

@@ -129,20 +129,8 @@ func (d *privateDockerd) docker(t *testing.T, stdin string, args ...string) resu
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dockerCLI(t), append([]string{"-H", "unix://" + d.sock}, args...)...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(d.dir, "cli-config"))
-	code := 0
-	if err := cmd.Run(); err != nil {
-		code = -1
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-	}
-	return result{out.String(), errb.String(), code}
+	return runCmd(cmd, stdin)
 }
 
 // stop ends dockerd by its PID (SIGTERM, then SIGKILL after 20 s), then

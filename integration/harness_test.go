@@ -249,15 +249,20 @@ func (r result) String() string {
 
 func (e *env) run(ctx context.Context, stdin string, name string, args ...string) result {
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+e.sock, "DOCKER_HOST=unix://"+e.sock, "DOCKER_CONFIG="+filepath.Join(e.dir, "docker-config"))
+	return runCmd(cmd, stdin)
+}
+
+// runCmd runs cmd with stdin as its input (none when empty) and returns
+// its output and exit code, -1 when it did not exit by itself.
+func runCmd(cmd *exec.Cmd, stdin string) result {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
-	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+e.sock, "DOCKER_HOST=unix://"+e.sock, "DOCKER_CONFIG="+filepath.Join(e.dir, "docker-config"))
-	err := cmd.Run()
 	code := 0
-	if err != nil {
+	if err := cmd.Run(); err != nil {
 		code = -1
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -12,48 +11,12 @@ import (
 	"time"
 )
 
-// registryProc is a `berth registry serve` the test can stop.
-type registryProc struct {
-	addr string
-	cmd  *exec.Cmd
-}
-
 // startPlainRegistry runs berth's registry without authentication.
 func startPlainRegistry(t *testing.T, e *env) *registryProc {
 	t.Helper()
-	p := &registryProc{addr: freeAddr(t)}
-	p.cmd = exec.Command(e.bin, "registry", "serve", "--addr", p.addr, "--root", t.TempDir(), "--log-level", "error")
-	var logs bytes.Buffer
-	p.cmd.Stdout, p.cmd.Stderr = &logs, &logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("registry %s log:\n%s", p.addr, logs.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get("http://" + p.addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry on %s did not start: %v\n%s", p.addr, err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *registryProc) stop() {
-	if p.cmd.Process != nil && p.cmd.ProcessState == nil {
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-	}
+	addr := freeAddr(t)
+	return startRegistryProc(t, "registry", addr, answers(http.DefaultClient, "http://"+addr+"/v2/", http.StatusOK),
+		e.bin, "registry", "serve", "--addr", addr, "--root", t.TempDir(), "--log-level", "error")
 }
 
 // catalog lists the registry's repositories.

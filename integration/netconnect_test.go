@@ -117,17 +117,26 @@ func TestNetworkConnect(t *testing.T) {
 	}
 }
 
+// userNetwork creates the user network nw on testSubnet(n) with the
+// docker CLI; when the test ends the containers named go, then nw.
+func (e *env) userNetwork(t *testing.T, nw string, n int, containers ...string) {
+	t.Helper()
+	must(t, e.docker(t, "network", "create", "--subnet", testSubnet(n), nw))
+	t.Cleanup(func() {
+		if len(containers) > 0 {
+			e.docker(t, append([]string{"rm", "-f"}, containers...)...)
+		}
+		e.docker(t, "network", "rm", nw)
+	})
+}
+
 // TestNetworkConnectRefused: containers that share another namespace
 // cannot join a network.
 func TestNetworkConnectRefused(t *testing.T) {
 	e := daemonEnv(t)
 	nw := uniq(t)
 	h, none := nw+"-host", nw+"-none"
-	must(t, e.docker(t, "network", "create", "--subnet", testSubnet(8), nw))
-	t.Cleanup(func() {
-		e.docker(t, "rm", "-f", h, none)
-		e.docker(t, "network", "rm", nw)
-	})
+	e.userNetwork(t, nw, 8, h, none)
 	must(t, e.docker(t, "create", "--name", h, "--network", "host", "busybox", "true"))
 	must(t, e.docker(t, "create", "--name", none, "--network", "none", "busybox", "true"))
 	for c, want := range map[string]string{h: "host network", none: "private (none) mode"} {
@@ -188,11 +197,7 @@ func TestNetworkConnectSurvivesRestart(t *testing.T) {
 	e := privateDaemon(t, nil)
 	nw := uniq(t)
 	web, cl := nw+"-web", nw+"-cl"
-	must(t, e.docker(t, "network", "create", "--subnet", testSubnet(8), nw))
-	t.Cleanup(func() {
-		e.docker(t, "rm", "-f", web, cl)
-		e.docker(t, "network", "rm", nw)
-	})
+	e.userNetwork(t, nw, 8, web, cl)
 	must(t, e.docker(t, append([]string{"run", "-d", "--name", web}, httpdArgs("joined-"+nw)...)...))
 	must(t, e.docker(t, "run", "-d", "--name", cl, "busybox", "sleep", "300"))
 	must(t, e.docker(t, "network", "connect", nw, web))
@@ -220,11 +225,7 @@ func TestNetworkDisconnectStale(t *testing.T) {
 	e := daemonEnv(t)
 	nw := uniq(t)
 	c := nw + "-c"
-	must(t, e.docker(t, "network", "create", "--subnet", testSubnet(13), nw))
-	t.Cleanup(func() {
-		e.docker(t, "rm", "-f", c)
-		e.docker(t, "network", "rm", nw)
-	})
+	e.userNetwork(t, nw, 13, c)
 	must(t, e.docker(t, "create", "--name", c, "busybox", "sleep", "300"))
 	must(t, e.docker(t, "network", "connect", nw, c))
 	must(t, e.docker(t, "network", "rm", nw)) // no running container uses it
@@ -335,11 +336,7 @@ func TestNetworkConnectBridge(t *testing.T) {
 	e := daemonEnv(t)
 	nw := uniq(t)
 	y, z := nw+"-y", nw+"-z"
-	must(t, e.docker(t, "network", "create", "--subnet", testSubnet(13), nw))
-	t.Cleanup(func() {
-		e.docker(t, "rm", "-f", y, z)
-		e.docker(t, "network", "rm", nw)
-	})
+	e.userNetwork(t, nw, 13, y, z)
 	must(t, e.docker(t, "run", "-d", "--name", z, "busybox", "sleep", "300"))
 	zIP := strings.TrimSpace(must(t, e.docker(t, "inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", z)).stdout)
 	must(t, e.docker(t, "run", "-d", "--name", y, "--network", nw, "busybox", "sleep", "300"))

@@ -70,8 +70,7 @@ func TestNetworkAddHostGateway(t *testing.T) {
 	e := daemonEnv(t)
 	nw := uniq(t)
 	subnet := testSubnet(7)
-	must(t, e.docker(t, "network", "create", "--subnet", subnet, nw))
-	t.Cleanup(func() { e.docker(t, "network", "rm", nw) })
+	e.userNetwork(t, nw, 7)
 	_, bridgeSubnet := testBridge(e.dir)
 	for _, which := range []string{"docker", "berth"} {
 		for _, c := range []struct{ net, gw string }{
@@ -181,8 +180,7 @@ func TestNetworkBadInput(t *testing.T) {
 	e := daemonEnv(t)
 	nw := uniq(t)
 	subnet := testSubnet(4)
-	must(t, e.docker(t, "network", "create", "--subnet", subnet, nw))
-	t.Cleanup(func() { e.docker(t, "network", "rm", nw) })
+	e.userNetwork(t, nw, 4)
 	_, bridgeSubnet := testBridge(e.dir)
 	cases := []struct {
 		subnet string
@@ -230,12 +228,7 @@ func TestNetworkBadInput(t *testing.T) {
 // rule, veth or netns of it is left.
 func TestNetworkPortInUse(t *testing.T) {
 	e := daemonEnv(t)
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := heldPort(t)
 	for _, which := range []string{"docker", "berth"} {
 		name := uniq(t) + "-" + which
 		t.Cleanup(func() { e.docker(t, "rm", "-f", name) })
@@ -268,11 +261,7 @@ func TestNetworkDNSLabel(t *testing.T) {
 	e := daemonEnv(t)
 	nw := uniq(t)
 	odd, cl := strings.ReplaceAll(nw, "-", "_")+"_x", nw+"-cl"
-	must(t, e.docker(t, "network", "create", "--subnet", testSubnet(5), nw))
-	t.Cleanup(func() {
-		e.docker(t, "rm", "-f", odd, cl)
-		e.docker(t, "network", "rm", nw)
-	})
+	e.userNetwork(t, nw, 5, odd, cl)
 	id := strings.TrimSpace(must(t, e.docker(t, "run", "-d", "--name", odd, "--network", nw, "busybox", "sleep", "300")).stdout)
 	must(t, e.docker(t, "run", "-d", "--name", cl, "--network", nw, "busybox", "sleep", "300"))
 	if r := e.docker(t, "exec", cl, "ping", "-c1", "-W1", odd); r.code == 0 || !strings.Contains(r.stderr, "bad address") {

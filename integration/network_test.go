@@ -25,6 +25,18 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// heldPort returns a TCP port on 127.0.0.1 that the test holds (listens
+// on) until it ends: a host port someone else uses.
+func heldPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // httpdArgs serves body on port 80 with busybox httpd.
 func httpdArgs(body string) []string {
 	return []string{"busybox", "sh", "-c", "mkdir -p /w && echo " + body + " > /w/index.html && exec httpd -f -p 80 -h /w"}
@@ -176,12 +188,7 @@ func TestNetworkContainersReachEachOther(t *testing.T) {
 
 func TestNetworkPortConflict(t *testing.T) {
 	e := daemonEnv(t)
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := heldPort(t)
 	name := uniq(t)
 	t.Cleanup(func() { e.docker(t, "rm", "-f", name) })
 	r := e.docker(t, "run", "-d", "--name", name, "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "busybox", "sleep", "30")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,22 +67,32 @@ func TestEventsContainerLifecycle(t *testing.T) {
 	}
 }
 
+// dockerFollow starts the docker CLI with args (a command that streams,
+// like events or logs -f) against e's daemon for at most 30 s and returns
+// its stdout; the command is stopped when the test ends.
+func (e *env) dockerFollow(t *testing.T, args ...string) io.Reader {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	cmd := exec.CommandContext(ctx, dockerCLI(t), args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+e.sock, "DOCKER_CONFIG="+filepath.Join(e.dir, "docker-config"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); cmd.Wait() })
+	return out
+}
+
 // TestEventsStream reads `docker events` live while a container runs.
 func TestEventsStream(t *testing.T) {
 	e := daemonEnv(t)
 	name := uniq(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, dockerCLI(t), "events", "--filter", "container="+name, "--format", "{{.Action}}")
-	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+e.sock, "DOCKER_CONFIG="+filepath.Join(e.dir, "docker-config"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); cmd.Wait() }()
+	out := e.dockerFollow(t, "events", "--filter", "container="+name, "--format", "{{.Action}}")
 	time.Sleep(300 * time.Millisecond) // let the subscription reach the daemon
 	must(t, e.docker(t, "run", "-d", "--name", name, "busybox", "sleep", "300"))
 	must(t, e.docker(t, "rm", "-f", name))
@@ -150,18 +161,7 @@ func TestLogsOptions(t *testing.T) {
 
 	// Follow from now: only lines written after it arrive, as they are written.
 	mark := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, dockerCLI(t), "logs", "-f", "--since", unixTime(mark), name)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+e.sock, "DOCKER_CONFIG="+filepath.Join(e.dir, "docker-config"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); cmd.Wait() }()
+	out := e.dockerFollow(t, "logs", "-f", "--since", unixTime(mark), name)
 	time.Sleep(200 * time.Millisecond)
 	must(t, e.docker(t, "exec", name, "touch", "/go"))
 	sc := bufio.NewScanner(out)

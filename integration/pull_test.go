@@ -6,12 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,47 +23,7 @@ import (
 // free loopback port with a temp storage root; it returns host:port.
 func startRegistry(t *testing.T) string {
 	t.Helper()
-	const bin = "/usr/bin/docker-registry"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("%s not installed (apt-get install docker-registry)", bin)
-	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("registry log:\n%s", logs.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry on %s did not start: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return runDistribution(t, false)
 }
 
 // pushBusybox uploads the busybox fixture plus a small layer of its own
@@ -78,28 +32,10 @@ func startRegistry(t *testing.T) string {
 // image new to the daemon, which has the plain busybox loaded already.
 func pushBusybox(t *testing.T, ref string) digest.Digest {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := fixture.OCILayout(&buf, "busybox:latest"); err != nil {
+	cfg, base, err := fixture.BusyboxLayer()
+	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{}
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[h.Name], _ = io.ReadAll(tr)
-	}
-	var idx ocispec.Index
-	var m ocispec.Manifest
-	json.Unmarshal(files["index.json"], &idx)
-	json.Unmarshal(files["blobs/sha256/"+idx.Manifests[0].Digest.Encoded()], &m)
-	var cfg ocispec.Image
-	json.Unmarshal(files["blobs/sha256/"+m.Config.Digest.Encoded()], &cfg)
 	gzipped := func(b []byte) []byte {
 		var gz bytes.Buffer
 		zw := gzip.NewWriter(&gz)
@@ -112,7 +48,7 @@ func pushBusybox(t *testing.T, ref string) digest.Digest {
 	tw.WriteHeader(&tar.Header{Name: "pulled", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(ref) + 1), ModTime: time.Unix(0, 0)})
 	tw.Write([]byte(ref + "\n"))
 	tw.Close()
-	raw := [][]byte{files["blobs/sha256/"+m.Layers[0].Digest.Encoded()], top.Bytes()}
+	raw := [][]byte{base, top.Bytes()}
 	cfg.RootFS.DiffIDs = nil
 	var layers [][]byte
 	var descs []ocispec.Descriptor
@@ -130,6 +66,14 @@ func pushBusybox(t *testing.T, ref string) digest.Digest {
 		Config:    ocispec.Descriptor{MediaType: "application/vnd.docker.container.image.v1+json", Digest: digest.FromBytes(config), Size: int64(len(config))},
 		Layers:    descs,
 	})
+	return pushSchema2(t, ref, config, layers, manifest)
+}
+
+// pushSchema2 uploads config and layers as blobs to ref's plain-HTTP
+// registry, then manifest (a Docker schema2 manifest naming them) under
+// ref, and returns the manifest digest.
+func pushSchema2(t *testing.T, ref string, config []byte, layers [][]byte, manifest []byte) digest.Digest {
+	t.Helper()
 	c := regclient.New(regclient.Options{})
 	named, err := regclient.ParseReference(ref)
 	if err != nil {

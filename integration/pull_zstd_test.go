@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -43,34 +42,16 @@ func TestPullZstdMultiArch(t *testing.T) {
 	t.Cleanup(func() { e.docker(t, "rmi", "-f", ref) })
 
 	// The busybox layer and a marker layer, both zstd.
-	var buf bytes.Buffer
-	if err := fixture.OCILayout(&buf, "busybox:latest"); err != nil {
+	cfg, base, err := fixture.BusyboxLayer()
+	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{}
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[h.Name], _ = io.ReadAll(tr)
-	}
-	var idx ocispec.Index
-	var m ocispec.Manifest
-	json.Unmarshal(files["index.json"], &idx)
-	json.Unmarshal(files["blobs/sha256/"+idx.Manifests[0].Digest.Encoded()], &m)
-	var cfg ocispec.Image
-	json.Unmarshal(files["blobs/sha256/"+m.Config.Digest.Encoded()], &cfg)
 	var top bytes.Buffer
 	tw := tar.NewWriter(&top)
 	tw.WriteHeader(&tar.Header{Name: "arch", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(runtime.GOARCH) + 1), ModTime: time.Unix(0, 0)})
 	tw.Write([]byte(runtime.GOARCH + "\n"))
 	tw.Close()
-	raw := [][]byte{files["blobs/sha256/"+m.Layers[0].Digest.Encoded()], top.Bytes()}
+	raw := [][]byte{base, top.Bytes()}
 	enc, err := zstd.NewWriter(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,11 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -42,38 +39,6 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// runRegistry starts a registry process and waits until /v2/ answers
-// (401 with authentication).
-func runRegistry(t *testing.T, addr string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("registry log:\n%s", logs.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry on %s did not start: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // startBerthRegistry runs `berth registry serve` with htpasswd users and
 // its token endpoint, so that clients go through the bearer flow.
 func startBerthRegistry(t *testing.T, e *env) string {
@@ -86,19 +51,8 @@ func startBerthRegistry(t *testing.T, e *env) string {
 // startDistribution runs Debian's docker-registry (distribution 2.8) with
 // htpasswd basic auth.
 func startDistribution(t *testing.T) string {
-	const bin = "/usr/bin/docker-registry"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("%s not installed (apt-get install docker-registry)", bin)
-	}
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n"+
-		"http:\n  addr: %s\nauth:\n  htpasswd:\n    realm: test\n    path: %s\n", filepath.Join(dir, "data"), addr, htpasswdFile(t))
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	runRegistry(t, addr, bin, "serve", filepath.Join(dir, "config.yml"))
-	return addr
+	t.Helper()
+	return runDistribution(t, true)
 }
 
 func wantAll(t *testing.T, what, out string, wants ...string) {

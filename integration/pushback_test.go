@@ -3,7 +3,6 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -58,22 +57,7 @@ func pushFreshImage(t *testing.T, ref string) digest.Digest {
 		"config":        ocispec.Descriptor{MediaType: "application/vnd.docker.container.image.v1+json", Digest: digest.FromBytes(config), Size: int64(len(config))},
 		"layers":        descs,
 	}, "", "   ")
-	c := regclient.New(regclient.Options{})
-	named, err := regclient.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for _, b := range append([][]byte{config}, layers...) {
-		if err := c.PushBlob(ctx, named, ocispec.Descriptor{Digest: digest.FromBytes(b), Size: int64(len(b))}, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d, err := c.PushManifest(ctx, named, regclient.MediaTypeDockerManifest, manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return pushSchema2(t, ref, config, layers, manifest)
 }
 
 // registryManifest fetches ref's manifest from a plain-HTTP registry.

@@ -1,33 +1,27 @@
 package integration
 
 import (
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"berth/internal/fixture"
 )
 
 // testPKI is a CA made by the test, with the server and client
 // certificates it signed.
 type testPKI struct {
 	ca         *x509.Certificate
-	caKey      *ecdsa.PrivateKey
 	caPEM      []byte
 	serverCert tls.Certificate
 	serverPEM  []byte // serverCert's certificate and key, PEM
@@ -38,45 +32,17 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
-	p := &testPKI{}
-	now := time.Now()
-	sign := func(tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if parent == nil {
-			parent, parentKey = tmpl, key
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, _ := x509.ParseCertificate(der)
-		return cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	}
-	keyPEM := func(k *ecdsa.PrivateKey) []byte {
-		der, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	}
-	p.ca, p.caKey, p.caPEM = sign(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth integration CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}, nil, nil)
-	_, sk, scPEM := sign(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, p.ca, p.caKey)
+	ca := fixture.NewCA(t, "berth integration CA")
+	p := &testPKI{ca: ca.Cert, caPEM: ca.PEM}
+	p.serverPEM, p.serverKey = ca.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	var err error
-	p.serverPEM, p.serverKey = scPEM, keyPEM(sk)
-	if p.serverCert, err = tls.X509KeyPair(scPEM, p.serverKey); err != nil {
+	if p.serverCert, err = tls.X509KeyPair(p.serverPEM, p.serverKey); err != nil {
 		t.Fatal(err)
 	}
-	_, ck, ccPEM := sign(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "berth-client"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, p.ca, p.caKey)
-	p.clientCert, p.clientKey = ccPEM, keyPEM(ck)
+	p.clientCert, p.clientKey = ca.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "berth-client"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	return p
 }
 
@@ -201,30 +167,9 @@ func TestRegistryTLSClientCerts(t *testing.T) {
 // waits until /v2/ answers a client that trusts pki's CA.
 func startTLSRegistry(t *testing.T, bin, addr string, pki *testPKI, args ...string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"registry", "serve", "--addr", addr, "--root", t.TempDir(), "--log-level", "error"}, args...)...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("TLS registry log:\n%s", logs.String())
-		}
-	})
 	pool := x509.NewCertPool()
 	pool.AddCert(pki.ca)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := hc.Get("https://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("TLS registry on %s did not start: %v\n%s", addr, err, logs.String())
-		}
-	}
+	startRegistryProc(t, "TLS registry", addr, answers(hc, "https://"+addr+"/v2/"),
+		bin, append([]string{"registry", "serve", "--addr", addr, "--root", t.TempDir(), "--log-level", "error"}, args...)...)
 }

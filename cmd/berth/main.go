@@ -30,6 +30,11 @@ func main() {
 	if filepath.Base(os.Args[0]) == "berth-runtime" {
 		os.Exit(runtimeMain(os.Args[1:]))
 	}
+	// 4. `berth runtime ...` skips building the docker verbs' command tree,
+	// a tenth of a short `berth runtime run`.
+	if len(os.Args) > 1 && os.Args[1] == "runtime" {
+		os.Exit(runtimeSubMain(os.Args[2:]))
+	}
 
 	root := &cobra.Command{
 		Use:           "berth",

@@ -15,6 +15,9 @@ func maybeContainerInit() { nsinit.Init() }
 // runtimeMain runs the runc-compatible CLI when invoked as berth-runtime.
 func runtimeMain(args []string) int { return runtimecli.Main(args) }
 
+// runtimeSubMain runs `berth runtime <args>`.
+func runtimeSubMain(args []string) int { return runtimecli.MainSub(args) }
+
 // addCommands registers every subcommand. Each line belongs to one package.
 func addCommands(root *cobra.Command) {
 	cli.AddCommands(root) // client verbs (internal/cli)

@@ -258,19 +258,9 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, p params)
 }
 
 func (s *Server) containerResize(w http.ResponseWriter, r *http.Request, p params) error {
-	hgt, err := resizeValue(r, "h")
-	if err != nil {
-		return err
-	}
-	wid, err := resizeValue(r, "w")
-	if err != nil {
-		return err
-	}
-	if err := s.backend.ContainerResize(r.Context(), p["name"], hgt, wid); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return resize(w, r, func(ctx context.Context, height, width uint) error {
+		return s.backend.ContainerResize(ctx, p["name"], height, width)
+	})
 }
 
 func (s *Server) containerRemove(w http.ResponseWriter, r *http.Request, p params) error {

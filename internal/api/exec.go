@@ -78,17 +78,7 @@ func (s *Server) execInspect(w http.ResponseWriter, r *http.Request, p params) e
 }
 
 func (s *Server) execResize(w http.ResponseWriter, r *http.Request, p params) error {
-	hgt, err := resizeValue(r, "h")
-	if err != nil {
-		return err
-	}
-	wid, err := resizeValue(r, "w")
-	if err != nil {
-		return err
-	}
-	if err := s.backend.ExecResize(r.Context(), p["id"], hgt, wid); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return resize(w, r, func(ctx context.Context, height, width uint) error {
+		return s.backend.ExecResize(ctx, p["id"], height, width)
+	})
 }

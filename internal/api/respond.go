@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,6 +127,24 @@ func intValue(r *http.Request, key string, def int) (int, error) {
 		return 0, errdefs.InvalidParameter(fmt.Errorf("invalid value for %s: %q is not an integer", key, s))
 	}
 	return n, nil
+}
+
+// resize answers a resize request of a TTY: it passes the query's h and
+// w to apply and replies 200.
+func resize(w http.ResponseWriter, r *http.Request, apply func(ctx context.Context, height, width uint) error) error {
+	hgt, err := resizeValue(r, "h")
+	if err != nil {
+		return err
+	}
+	wid, err := resizeValue(r, "w")
+	if err != nil {
+		return err
+	}
+	if err := apply(r.Context(), hgt, wid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 // resizeValue reads the h or w parameter of a resize as a uint32, with

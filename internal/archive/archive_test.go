@@ -19,42 +19,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-type entry struct {
-	hdr  tar.Header
-	body string
-}
+// The tar builders are the fixture's, under short names.
+type entry = fixture.TarEntry
 
-func reg(name, body string) entry {
-	return entry{tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}, body}
-}
-func dir(name string) entry {
-	return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}}
-}
-func symlink(name, target string) entry {
-	return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777}}
-}
-func hardlink(name, target string) entry {
-	return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target}}
-}
-
-func mkTar(t testing.TB, entries ...entry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := e.hdr
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+var (
+	reg      = fixture.RegEntry
+	dir      = fixture.DirEntry
+	symlink  = fixture.SymlinkEntry
+	hardlink = fixture.HardlinkEntry
+	mkTar    = fixture.Tar
+)
 
 func opts() ApplyOptions { return ApplyOptions{NoChown: os.Geteuid() != 0} }
 
@@ -95,8 +69,8 @@ func TestApplyRefusesEscapes(t *testing.T) {
 		"hardlink-out":    mkTar(t, hardlink("h", "../../../etc/passwd")),
 		"hardlink-abs":    mkTar(t, hardlink("h", "/etc/passwd")),
 		"hardlink-via-ln": mkTar(t, symlink("l", "/etc"), hardlink("h", "l/passwd")),
-		"device":          mkTar(t, entry{hdr: tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Mode: 0o600, Devmajor: 8}}),
-		"chardev":         mkTar(t, entry{hdr: tar.Header{Name: "dev/mem", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 1, Devminor: 1}}),
+		"device":          mkTar(t, entry{Hdr: tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Mode: 0o600, Devmajor: 8}}),
+		"chardev":         mkTar(t, entry{Hdr: tar.Header{Name: "dev/mem", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 1, Devminor: 1}}),
 	}
 	// A header claiming 10 GiB, then the stream ends.
 	var hb bytes.Buffer

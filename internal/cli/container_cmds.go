@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -34,18 +35,35 @@ func forEachContainer(ctx context.Context, c *Cli, names []string, op func(ctx c
 		}()
 	}
 	wg.Wait()
+	return reportEach(c.Out(), names, errs, nil)
+}
+
+// reportEach prints, one a line, each of names whose entry in errs is
+// nil, and returns the texts of the other errors joined by newlines, as
+// docker's multi-target commands do. An error that skip says yes to is
+// neither printed nor returned (rm --force of something missing).
+func reportEach(out io.Writer, names []string, errs []error, skip func(error) bool) error {
 	var msgs []string
 	for i, name := range names {
-		if errs[i] != nil {
-			msgs = append(msgs, errText(errs[i]))
+		if err := errs[i]; err != nil {
+			if skip != nil && skip(err) {
+				continue
+			}
+			msgs = append(msgs, errText(err))
 			continue
 		}
-		fmt.Fprintln(c.Out(), name)
+		fmt.Fprintln(out, name)
 	}
 	if len(msgs) > 0 {
 		return errors.New(strings.Join(msgs, "\n"))
 	}
 	return nil
+}
+
+// notFoundIf is reportEach's skip for --force: not-found errors when force
+// is set.
+func notFoundIf(force bool) func(error) bool {
+	return func(err error) bool { return force && cerrdefs.IsNotFound(err) }
 }
 
 // ---- stop / restart ----
@@ -186,21 +204,7 @@ func runRm(ctx context.Context, c *Cli, opts *rmOptions) error {
 		}()
 	}
 	wg.Wait()
-	var msgs []string
-	for i, name := range opts.containers {
-		if err := errs[i]; err != nil {
-			if opts.force && cerrdefs.IsNotFound(err) {
-				continue
-			}
-			msgs = append(msgs, errText(err))
-			continue
-		}
-		fmt.Fprintln(c.Out(), name)
-	}
-	if len(msgs) > 0 {
-		return errors.New(strings.Join(msgs, "\n"))
-	}
-	return nil
+	return reportEach(c.Out(), opts.containers, errs, notFoundIf(opts.force))
 }
 
 // ---- pause / unpause ----

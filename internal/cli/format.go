@@ -84,6 +84,21 @@ func parseTemplate(format string) (*template.Template, error) {
 // isTableFormat reports whether format asks for a table.
 func isTableFormat(format string) bool { return strings.HasPrefix(format, tableFormatKey) }
 
+// listFormat is the template of a list command: quietField alone with
+// -q, table (docker's default columns) for "" or "table", every field
+// for "json", else the user's format.
+func listFormat(format string, quiet bool, quietField, table string) string {
+	switch {
+	case quiet:
+		return quietField
+	case format == "" || format == tableFormatKey:
+		return table
+	case format == "json":
+		return "{{json .}}"
+	}
+	return format
+}
+
 // writeList renders rows with format. header maps field names to column
 // titles for table formats.
 func writeList[T any](out io.Writer, format string, header map[string]string, rows []T) error {

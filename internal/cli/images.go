@@ -79,18 +79,11 @@ func runImages(ctx context.Context, c *Cli, opts *imagesOptions) error {
 }
 
 func writeImages(out io.Writer, opts *imagesOptions, items []image.Summary) error {
-	format := opts.format
-	switch {
-	case opts.quiet:
-		format = "{{.ID}}"
-	case format == "" || format == tableFormatKey:
-		format = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-		if opts.digests {
-			format = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-		}
-	case format == "json":
-		format = "{{json .}}"
+	table := "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+	if opts.digests {
+		table = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 	}
+	format := listFormat(opts.format, opts.quiet, "{{.ID}}", table)
 	var rows []*imageContext
 	for _, img := range items {
 		rows = append(rows, imageRows(img, !opts.noTrunc, opts.digests)...)
@@ -320,15 +313,7 @@ func runHistory(ctx context.Context, c *Cli, opts *historyOptions) error {
 	if err != nil {
 		return err
 	}
-	format := opts.format
-	switch {
-	case opts.quiet:
-		format = "{{.ID}}"
-	case format == "" || format == tableFormatKey:
-		format = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-	case format == "json":
-		format = "{{json .}}"
-	}
+	format := listFormat(opts.format, opts.quiet, "{{.ID}}", "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}")
 	rows := make([]*historyContext, len(res.Items))
 	for i, h := range res.Items {
 		rows[i] = &historyContext{h: h, trunc: !opts.noTrunc, human: opts.human}

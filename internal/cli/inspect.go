@@ -41,30 +41,26 @@ func newInspectCommand(c *Cli) *cobra.Command {
 }
 
 func newContainerInspectCommand(c *Cli) *cobra.Command {
-	var opts inspectOptions
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Display detailed information on one or more containers",
-		Args:  requiresMinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.refs, opts.kind = args, "container"
-			return runInspect(cmdContext(cmd), c, &opts)
-		},
-	}
-	cmd.Flags().StringVarP(&opts.format, "format", "f", "", "Format output using a custom template")
+	opts := &inspectOptions{kind: "container"}
+	cmd := newKindInspectCommand(c, opts)
 	cmd.Flags().BoolVarP(&opts.size, "size", "s", false, "Display total file sizes")
 	return cmd
 }
 
 func newImageInspectCommand(c *Cli) *cobra.Command {
-	var opts inspectOptions
+	return newKindInspectCommand(c, &inspectOptions{kind: "image"})
+}
+
+// newKindInspectCommand is `<kind> inspect` (container, image, network,
+// volume): inspect of objects of opts.kind only.
+func newKindInspectCommand(c *Cli, opts *inspectOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Display detailed information on one or more images",
+		Use:   "inspect [OPTIONS] " + strings.ToUpper(opts.kind) + " [" + strings.ToUpper(opts.kind) + "...]",
+		Short: "Display detailed information on one or more " + opts.kind + "s",
 		Args:  requiresMinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.refs, opts.kind = args, "image"
-			return runInspect(cmdContext(cmd), c, &opts)
+			opts.refs = args
+			return runInspect(cmdContext(cmd), c, opts)
 		},
 	}
 	cmd.Flags().StringVarP(&opts.format, "format", "f", "", "Format output using a custom template")

@@ -3,13 +3,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -239,15 +237,7 @@ func runNetworkList(ctx context.Context, c *Cli, o *networkListOptions) error {
 	}
 	items := res.Items
 	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
-	format := o.format
-	switch {
-	case o.quiet:
-		format = "{{.ID}}"
-	case format == "" || format == "table":
-		format = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
-	case format == "json":
-		format = "{{json .}}"
-	}
+	format := listFormat(o.format, o.quiet, "{{.ID}}", "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}")
 	rows := make([]networkRow, len(items))
 	for i, n := range items {
 		rows[i] = networkRow{n, !o.noTrunc}
@@ -256,18 +246,7 @@ func runNetworkList(ctx context.Context, c *Cli, o *networkListOptions) error {
 }
 
 func newNetworkInspectCommand(c *Cli) *cobra.Command {
-	o := inspectOptions{kind: "network"}
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
-		Short: "Display detailed information on one or more networks",
-		Args:  requiresMinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.refs = args
-			return runInspect(cmdContext(cmd), c, &o)
-		},
-	}
-	cmd.Flags().StringVarP(&o.format, "format", "f", "", "Format output using a custom template")
-	return cmd
+	return newKindInspectCommand(c, &inspectOptions{kind: "network"})
 }
 
 func newNetworkRemoveCommand(c *Cli) *cobra.Command {
@@ -282,21 +261,11 @@ func newNetworkRemoveCommand(c *Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var msgs []string
-			for _, name := range args {
-				if _, err := apiClient.NetworkRemove(cmdContext(cmd), name, client.NetworkRemoveOptions{}); err != nil {
-					if force && cerrdefs.IsNotFound(err) {
-						continue
-					}
-					msgs = append(msgs, errText(err))
-					continue
-				}
-				fmt.Fprintln(c.Out(), name)
+			errs := make([]error, len(args))
+			for i, name := range args {
+				_, errs[i] = apiClient.NetworkRemove(cmdContext(cmd), name, client.NetworkRemoveOptions{})
 			}
-			if len(msgs) > 0 {
-				return errors.New(strings.Join(msgs, "\n"))
-			}
-			return nil
+			return reportEach(c.Out(), args, errs, notFoundIf(force))
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not error if the network does not exist")

@@ -153,13 +153,7 @@ func createContainer(ctx context.Context, c *Cli, cfg *containerConfig, name str
 
 // pullImage pulls ref and renders the progress on out.
 func pullImage(ctx context.Context, c *Cli, apiClient client.APIClient, ref, platform string, quiet bool, out io.Writer) error {
-	opts := client.ImagePullOptions{RegistryAuth: registryAuthFor(ref)}
-	if p, err := parsePlatform(platform); err != nil {
-		return err
-	} else if p != nil {
-		opts.Platforms = append(opts.Platforms, *p)
-	}
-	resp, err := apiClient.ImagePull(ctx, ref, opts)
+	resp, err := startPull(ctx, apiClient, ref, platform)
 	if err != nil {
 		return err
 	}

@@ -110,16 +110,22 @@ func (s *transferSummary) line(verb, ref string) string {
 		units.HumanSizeWithPrecision(float64(size), 3), time.Since(s.start).Round(time.Millisecond))
 }
 
-// pullWithSummary is `berth pull`'s transfer: docker's progress display on
-// out, then the summary on stderr (unless quiet).
-func pullWithSummary(ctx context.Context, c *Cli, apiClient client.APIClient, ref, platform string, quiet bool) error {
+// startPull asks the daemon to pull ref (for platform, when set) with the
+// stored credentials and returns the progress stream; the caller closes it.
+func startPull(ctx context.Context, apiClient client.APIClient, ref, platform string) (io.ReadCloser, error) {
 	opts := client.ImagePullOptions{RegistryAuth: registryAuthFor(ref)}
 	if p, err := parsePlatform(platform); err != nil {
-		return err
+		return nil, err
 	} else if p != nil {
 		opts.Platforms = append(opts.Platforms, *p)
 	}
-	resp, err := apiClient.ImagePull(ctx, ref, opts)
+	return apiClient.ImagePull(ctx, ref, opts)
+}
+
+// pullWithSummary is `berth pull`'s transfer: docker's progress display on
+// out, then the summary on stderr (unless quiet).
+func pullWithSummary(ctx context.Context, c *Cli, apiClient client.APIClient, ref, platform string, quiet bool) error {
+	resp, err := startPull(ctx, apiClient, ref, platform)
 	if err != nil {
 		return err
 	}

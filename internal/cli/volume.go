@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -157,15 +156,7 @@ func runVolumeList(ctx context.Context, c *Cli, o *volumeListOptions) error {
 	}
 	items := res.Items
 	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
-	format := o.format
-	switch {
-	case o.quiet:
-		format = "{{.Name}}"
-	case format == "" || format == "table":
-		format = "table {{.Driver}}\t{{.Name}}"
-	case format == "json":
-		format = "{{json .}}"
-	}
+	format := listFormat(o.format, o.quiet, "{{.Name}}", "table {{.Driver}}\t{{.Name}}")
 	rows := make([]volumeRow, len(items))
 	for i, v := range items {
 		rows[i] = volumeRow{v}
@@ -174,18 +165,7 @@ func runVolumeList(ctx context.Context, c *Cli, o *volumeListOptions) error {
 }
 
 func newVolumeInspectCommand(c *Cli) *cobra.Command {
-	o := inspectOptions{kind: "volume"}
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
-		Short: "Display detailed information on one or more volumes",
-		Args:  requiresMinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.refs = args
-			return runInspect(cmdContext(cmd), c, &o)
-		},
-	}
-	cmd.Flags().StringVarP(&o.format, "format", "f", "", "Format output using a custom template")
-	return cmd
+	return newKindInspectCommand(c, &inspectOptions{kind: "volume"})
 }
 
 func newVolumeRemoveCommand(c *Cli) *cobra.Command {
@@ -200,18 +180,11 @@ func newVolumeRemoveCommand(c *Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var msgs []string
-			for _, name := range args {
-				if _, err := apiClient.VolumeRemove(cmdContext(cmd), name, client.VolumeRemoveOptions{Force: force}); err != nil {
-					msgs = append(msgs, errText(err))
-					continue
-				}
-				fmt.Fprintln(c.Out(), name)
+			errs := make([]error, len(args))
+			for i, name := range args {
+				_, errs[i] = apiClient.VolumeRemove(cmdContext(cmd), name, client.VolumeRemoveOptions{Force: force})
 			}
-			if len(msgs) > 0 {
-				return errors.New(strings.Join(msgs, "\n"))
-			}
-			return nil
+			return reportEach(c.Out(), args, errs, nil)
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")

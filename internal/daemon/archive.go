@@ -56,6 +56,15 @@ func (fs *containerFS) close() {
 	}
 }
 
+// openFSOf is openFS of the container name refers to.
+func (d *Daemon) openFSOf(name string) (*containerFS, error) {
+	c, err := d.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	return d.openFS(c)
+}
+
 // openFS gives access to c's file system: its mounted root, or a temporary
 // mount of it when the container doesn't run (as ContainerExport does). A
 // running container is frozen until close.
@@ -246,11 +255,7 @@ func unwrapPathErr(err error) error {
 // ContainerStatPath answers HEAD /containers/{name}/archive: the stat of
 // path inside the container, the last symlink not followed.
 func (d *Daemon) ContainerStatPath(ctx context.Context, name, p string) (*container.PathStat, error) {
-	c, err := d.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	fs, err := d.openFS(c)
+	fs, err := d.openFSOf(name)
 	if err != nil {
 		return nil, err
 	}
@@ -267,11 +272,7 @@ func (d *Daemon) ContainerStatPath(ctx context.Context, name, p string) (*contai
 // w: a file as one entry named by its base name, a directory as itself and
 // its contents under its base name.
 func (d *Daemon) ContainerArchivePath(ctx context.Context, name, p string, start func(*container.PathStat) error, w io.Writer) error {
-	c, err := d.Get(name)
-	if err != nil {
-		return err
-	}
-	fs, err := d.openFS(c)
+	fs, err := d.openFSOf(name)
 	if err != nil {
 		return err
 	}

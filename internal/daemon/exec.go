@@ -162,6 +162,12 @@ func (d *Daemon) execFailed(e *execConfig, err error) error {
 	if strings.Contains(err.Error(), "not found") || strings.Contains(err.Error(), "no such file") {
 		code = 127
 	}
+	e.finish(code)
+	return nil
+}
+
+// finish records e's exit code and wakes its waiters, once.
+func (e *execConfig) finish(code int) {
 	e.mu.Lock()
 	e.exitCode = &code
 	e.running = false
@@ -171,7 +177,6 @@ func (d *Daemon) execFailed(e *execConfig, err error) error {
 		close(e.done)
 	}
 	e.mu.Unlock()
-	return nil
 }
 
 func (d *Daemon) handleExecExit(ev keeper.Event) {
@@ -179,16 +184,8 @@ func (d *Daemon) handleExecExit(ev keeper.Event) {
 	if err != nil {
 		return
 	}
-	e.mu.Lock()
 	code := ev.ExitCode
-	e.exitCode = &code
-	e.running = false
-	select {
-	case <-e.done:
-	default:
-		close(e.done)
-	}
-	e.mu.Unlock()
+	e.finish(code)
 	if c, err := d.Get(ev.ID); err == nil {
 		d.emit(c, events.ActionExecDie, map[string]string{"execID": e.ID, "exitCode": fmt.Sprint(code)})
 	}

@@ -367,11 +367,11 @@ func (d *Daemon) NetworkList(ctx context.Context, f api.Filters) ([]network.Summ
 	}
 	var out []network.Summary
 	for _, n := range d.unets.byID {
-		if !filterMatch(f["name"], func(v string) bool { return strings.Contains(n.info.Name, v) }) ||
-			!filterMatch(f["id"], func(v string) bool { return strings.HasPrefix(n.info.ID, v) }) ||
-			!filterMatch(f["driver"], func(v string) bool { return v == "bridge" }) ||
-			!filterMatch(f["type"], func(v string) bool { return v == "custom" }) ||
-			!filterMatch(f["label"], func(v string) bool { return labelMatch(n.info.Labels, v) }) {
+		if !matchFilter(f["name"], func(v string) bool { return strings.Contains(n.info.Name, v) }) ||
+			!matchFilter(f["id"], func(v string) bool { return strings.HasPrefix(n.info.ID, v) }) ||
+			!matchFilter(f["driver"], func(v string) bool { return v == "bridge" }) ||
+			!matchFilter(f["type"], func(v string) bool { return v == "custom" }) ||
+			!matchFilter(f["label"], func(v string) bool { return labelMatch(n.info.Labels, v) }) {
 			continue
 		}
 		out = append(out, network.Summary{Network: n.info.Network})
@@ -379,18 +379,6 @@ func (d *Daemon) NetworkList(ctx context.Context, f api.Filters) ([]network.Summ
 	d.unets.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
-}
-
-func filterMatch(set map[string]bool, ok func(string) bool) bool {
-	if len(set) == 0 {
-		return true
-	}
-	for v := range set {
-		if ok(v) {
-			return true
-		}
-	}
-	return false
 }
 
 func labelMatch(labels map[string]string, f string) bool {
@@ -452,7 +440,7 @@ func (d *Daemon) NetworkPrune(ctx context.Context, f api.Filters) (*network.Prun
 	}
 	rep := &network.PruneReport{NetworksDeleted: []string{}}
 	for _, n := range d.unets.byID {
-		if !filterMatch(f["label"], func(v string) bool { return labelMatch(n.info.Labels, v) }) {
+		if !matchFilter(f["label"], func(v string) bool { return labelMatch(n.info.Labels, v) }) {
 			continue
 		}
 		if len(d.attachedTo(n)) > 0 {

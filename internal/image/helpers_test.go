@@ -40,39 +40,17 @@ func openStore(t *testing.T) (*Store, string) {
 	return s, root
 }
 
-// ent is one tar entry of a hand-made layer.
-type ent struct {
-	hdr  tar.Header
-	body string
-}
+// ent is one tar entry of a hand-made layer; the builders are the
+// fixture's.
+type ent = fixture.TarEntry
 
-func reg(name, body string) ent {
-	return ent{tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}, body}
-}
-func dirEnt(name string) ent {
-	return ent{hdr: tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}}
-}
-func symEnt(name, target string) ent {
-	return ent{hdr: tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777}}
-}
-func linkEnt(name, target string) ent {
-	return ent{hdr: tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target}}
-}
-
-func layerTar(t testing.TB, entries ...ent) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := e.hdr
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write([]byte(e.body))
-	}
-	tw.Close()
-	return buf.Bytes()
-}
+var (
+	reg      = fixture.RegEntry
+	dirEnt   = fixture.DirEntry
+	symEnt   = fixture.SymlinkEntry
+	linkEnt  = fixture.HardlinkEntry
+	layerTar = fixture.Tar
+)
 
 func gzipBytes(b []byte) []byte {
 	var buf bytes.Buffer

@@ -344,7 +344,7 @@ func TestMaliciousLoadsLeaveStoreUntouched(t *testing.T) {
 		"absolute":       dockerArchive(t, testImage{tags: []string{"evil"}, layers: [][]byte{good, layerTar(t, reg("/tmp/evil", "x"))}, cmd: "e"}),
 		"symlink-write":  dockerArchive(t, testImage{tags: []string{"evil"}, layers: [][]byte{good, layerTar(t, symEnt("l", "/tmp"), reg("l/evil", "x"))}, cmd: "e"}),
 		"hardlink-out":   dockerArchive(t, testImage{tags: []string{"evil"}, layers: [][]byte{good, layerTar(t, linkEnt("h", "../../../../etc/shadow"))}, cmd: "e"}),
-		"device":         dockerArchive(t, testImage{tags: []string{"evil"}, layers: [][]byte{good, layerTar(t, ent{hdr: blockDev("dev/sda")})}, cmd: "e"}),
+		"device":         dockerArchive(t, testImage{tags: []string{"evil"}, layers: [][]byte{good, layerTar(t, ent{Hdr: blockDev("dev/sda")})}, cmd: "e"}),
 		"huge-truncated": dockerArchive(t, testImage{tags: []string{"evil"}, layers: [][]byte{good, huge}, cmd: "e"}),
 		"diffid":         dockerArchive(t, testImage{tags: []string{"evil"}, layers: [][]byte{good}, diffIDs: []digest.Digest{digest.FromString("other")}, cmd: "e"}),
 		"truncated":      func() []byte { a := busyboxArchive(t, "evil"); return a[:len(a)/2] }(),

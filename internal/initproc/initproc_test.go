@@ -72,11 +72,10 @@ func TestExitCodePassedThrough(t *testing.T) {
 	}
 }
 
-// startReady starts the init with a shell script that prints "ready" once
-// its traps are set, and waits for that line.
-func startReady(t *testing.T, script string) (*exec.Cmd, *bufio.Reader) {
+// startPiped starts cmd with its stdout on the returned reader; the test's
+// cleanup kills and reaps it.
+func startPiped(t *testing.T, cmd *exec.Cmd) *bufio.Reader {
 	t.Helper()
-	cmd := initCommand(t, "--", "sh", "-c", script)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +87,15 @@ func startReady(t *testing.T, script string) (*exec.Cmd, *bufio.Reader) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	r := bufio.NewReader(out)
+	return bufio.NewReader(out)
+}
+
+// startReady starts the init with a shell script that prints "ready" once
+// its traps are set, and waits for that line.
+func startReady(t *testing.T, script string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	cmd := initCommand(t, "--", "sh", "-c", script)
+	r := startPiped(t, cmd)
 	line, err := r.ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		t.Fatalf("child not ready: %q, %v", line, err)
@@ -239,18 +246,7 @@ func TestAsPID1(t *testing.T) {
 	script := `echo "pid1=$PPID"; for i in 1 2 3; do (sleep 0.2 &); done; trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done`
 	cmd := initCommand(t, "--", "sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	r := bufio.NewReader(out)
+	r := startPiped(t, cmd)
 	first, _ := r.ReadString('\n')
 	if strings.TrimSpace(first) != "pid1=1" {
 		t.Fatalf("init is not pid 1 in its namespace: %q", first)

@@ -1,13 +1,11 @@
 package network
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -67,28 +65,7 @@ func sysctlIn(ns netns.NsHandle, key, val string) error {
 	if strings.Contains(key, "..") {
 		return fmt.Errorf("sysctl key %q", key)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		werr := os.WriteFile(filepath.Join("/proc/sys", key), []byte(val), 0o644)
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(werr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- werr
-	}()
-	return <-errc
+	return onThreadIn(func() error { return netns.Set(ns) }, func() error {
+		return os.WriteFile(filepath.Join("/proc/sys", key), []byte(val), 0o644)
+	})
 }

@@ -188,17 +188,10 @@ func (m *Manager) Republish(id string, ep *Endpoint, old []Mapping) error {
 	if err != nil {
 		return err
 	}
-	if err := m.publish(id, ep.IP, ep.IP6, ms); err != nil {
+	if err := m.publishReserved(id, ep.IP, ep.IP6, ms, res); err != nil {
 		res.Close()
 		return err
 	}
-	startProxies(ms, res, ep.IP6)
-	m.mu.Lock()
-	if prev := m.reserved[id]; prev != nil {
-		prev.Close()
-	}
-	m.reserved[id] = res
-	m.mu.Unlock()
 	ep.Ports = ms
 	return nil
 }

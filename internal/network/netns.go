@@ -10,18 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createNetns makes a new network namespace and bind-mounts it at path, so
-// that it outlives every process and the runtime can join it by path.
-//
-// unshare(CLONE_NEWNET) moves the calling thread: it is done on a locked
-// thread of its own, which is moved back before it is unlocked; a thread that
+// onThreadIn runs do on a locked OS thread that enter has moved into
+// another network namespace (setns or unshare move only the calling
+// thread), then moves the thread back before unlocking it; a thread that
 // cannot be moved back is left locked, and Go ends it with its goroutine.
-func createNetns(path string) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return fmt.Errorf("create netns mount point %s: %w", path, err)
-	}
-	f.Close()
+func onThreadIn(enter, do func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -32,24 +25,44 @@ func createNetns(path string) error {
 			return
 		}
 		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		if err := enter(); err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("unshare network namespace: %w", err)
+			errc <- err
 			return
 		}
-		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		merr := unix.Mount(src, path, "none", unix.MS_BIND, "")
+		derr := do()
 		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(merr, fmt.Errorf("return to the daemon's netns: %w", err))
+			errc <- errors.Join(derr, fmt.Errorf("return to the daemon's netns: %w", err))
 			return // the thread stays locked and dies with this goroutine
 		}
 		runtime.UnlockOSThread()
-		if merr != nil {
-			merr = fmt.Errorf("bind-mount netns at %s: %w", path, merr)
-		}
-		errc <- merr
+		errc <- derr
 	}()
-	if err := <-errc; err != nil {
+	return <-errc
+}
+
+// createNetns makes a new network namespace and bind-mounts it at path, so
+// that it outlives every process and the runtime can join it by path.
+// unshare(CLONE_NEWNET) moves the calling thread, hence onThreadIn.
+func createNetns(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("create netns mount point %s: %w", path, err)
+	}
+	f.Close()
+	err = onThreadIn(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare network namespace: %w", err)
+		}
+		return nil
+	}, func() error {
+		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind-mount netns at %s: %w", path, err)
+		}
+		return nil
+	})
+	if err != nil {
 		os.Remove(path)
 		return err
 	}

@@ -344,17 +344,27 @@ func (m *Manager) Attach(id string, bindings network.PortMap) (ep *Endpoint, ret
 	if err := m.host().LinkSetHairpin(veth, true); err != nil {
 		return nil, fmt.Errorf("hairpin mode on veth %s: %w", ep.HostVeth, err)
 	}
-	if err := m.publish(id, ip, ep.IP6, ms); err != nil {
+	if err := m.publishReserved(id, ip, ep.IP6, ms, res); err != nil {
 		return nil, err
 	}
-	startProxies(ms, res, ep.IP6)
+	return ep, nil
+}
+
+// publishReserved installs id's port rules for ms, starts the userland
+// proxies on the host ports res holds and keeps res as id's reservation,
+// closing the one it replaces. On error res is the caller's to close.
+func (m *Manager) publishReserved(id string, ip, ip6 netip.Addr, ms []Mapping, res reservation) error {
+	if err := m.publish(id, ip, ip6, ms); err != nil {
+		return err
+	}
+	startProxies(ms, res, ip6)
 	m.mu.Lock()
 	if old := m.reserved[id]; old != nil {
 		old.Close()
 	}
 	m.reserved[id] = res
 	m.mu.Unlock()
-	return ep, nil
+	return nil
 }
 
 // addVeth creates a veth pair, up on the host side and a port of the

@@ -247,6 +247,19 @@ func (s *Store) Sync() error {
 // DiskUsage is what `du -s -B1` reports for p: allocated blocks of every
 // entry, hardlinks counted once.
 func DiskUsage(p string) (int64, error) {
+	return sumOnce(p, func(fs.DirEntry) bool { return true }, func(st *unix.Stat_t) int64 { return st.Blocks * 512 })
+}
+
+// ContentSize is the apparent size of the regular files under p, hardlinks
+// counted once: the size docker shows for layers and SizeRw.
+func ContentSize(p string) (int64, error) {
+	return sumOnce(p, func(d fs.DirEntry) bool { return d.Type().IsRegular() }, func(st *unix.Stat_t) int64 { return st.Size })
+}
+
+// sumOnce walks p and adds up size of the entries keep accepts, an inode
+// with several links (a directory's count means its subdirectories) once.
+// Entries that vanish during the walk are passed over.
+func sumOnce(p string, keep func(fs.DirEntry) bool, size func(*unix.Stat_t) int64) (int64, error) {
 	seen := map[[2]uint64]bool{}
 	var total int64
 	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
@@ -255,6 +268,9 @@ func DiskUsage(p string) (int64, error) {
 				return nil
 			}
 			return err
+		}
+		if !keep(d) {
+			return nil
 		}
 		var st unix.Stat_t
 		if err := unix.Lstat(q, &st); err != nil {
@@ -267,39 +283,7 @@ func DiskUsage(p string) (int64, error) {
 			}
 			seen[k] = true
 		}
-		total += st.Blocks * 512
-		return nil
-	})
-	return total, err
-}
-
-// ContentSize is the apparent size of the regular files under p, hardlinks
-// counted once: the size docker shows for layers and SizeRw.
-func ContentSize(p string) (int64, error) {
-	seen := map[[2]uint64]bool{}
-	var total int64
-	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(q, &st); err != nil {
-			return nil
-		}
-		if st.Nlink > 1 {
-			k := [2]uint64{st.Dev, st.Ino}
-			if seen[k] {
-				return nil
-			}
-			seen[k] = true
-		}
-		total += st.Size
+		total += size(&st)
 		return nil
 	})
 	return total, err

@@ -229,34 +229,18 @@ func (b *builder) namespaces() error {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
 
-	if !hc.PidMode.Valid() {
-		return errdefs.InvalidParameter(fmt.Errorf("invalid PID mode: %q", hc.PidMode))
-	}
-	switch {
-	case hc.PidMode.IsContainer():
-		p := b.in.NamespacePaths[specs.PIDNamespace]
-		if p == "" {
-			return errdefs.InvalidParameter(fmt.Errorf("PID mode %q: the namespace path of the container is missing", hc.PidMode))
+	for _, m := range []struct {
+		what string
+		typ  specs.LinuxNamespaceType
+		mode sharingMode
+	}{{"PID", specs.PIDNamespace, hc.PidMode}, {"IPC", specs.IPCNamespace, hc.IpcMode}} {
+		n, err := b.sharedNamespace(m.what, m.typ, m.mode)
+		if err != nil {
+			return err
 		}
-		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: p})
-	case hc.PidMode.IsHost():
-	default:
-		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
-	}
-
-	if !hc.IpcMode.Valid() {
-		return errdefs.InvalidParameter(fmt.Errorf("invalid IPC mode: %q", hc.IpcMode))
-	}
-	switch {
-	case hc.IpcMode.IsContainer():
-		p := b.in.NamespacePaths[specs.IPCNamespace]
-		if p == "" {
-			return errdefs.InvalidParameter(fmt.Errorf("IPC mode %q: the namespace path of the container is missing", hc.IpcMode))
+		if n != nil {
+			ns = append(ns, *n)
 		}
-		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: p})
-	case hc.IpcMode.IsHost():
-	default:
-		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace})
 	}
 
 	if !hc.CgroupnsMode.Valid() {
@@ -280,6 +264,33 @@ func (b *builder) namespaces() error {
 	}
 	b.spec.Linux.Namespaces = ns
 	return nil
+}
+
+// sharingMode is a PID or IPC mode: "host", "container:<name|id>", or a
+// private namespace.
+type sharingMode interface {
+	Valid() bool
+	IsContainer() bool
+	IsHost() bool
+}
+
+// sharedNamespace is the namespace of type typ that mode asks for: the
+// container's (joined by its path), none for the host's, else a new one.
+func (b *builder) sharedNamespace(what string, typ specs.LinuxNamespaceType, mode sharingMode) (*specs.LinuxNamespace, error) {
+	if !mode.Valid() {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid %s mode: %q", what, mode))
+	}
+	switch {
+	case mode.IsContainer():
+		p := b.in.NamespacePaths[typ]
+		if p == "" {
+			return nil, errdefs.InvalidParameter(fmt.Errorf("%s mode %q: the namespace path of the container is missing", what, mode))
+		}
+		return &specs.LinuxNamespace{Type: typ, Path: p}, nil
+	case mode.IsHost():
+		return nil, nil
+	}
+	return &specs.LinuxNamespace{Type: typ}, nil
 }
 
 // hasNamespace reports whether the spec creates or joins a namespace of type t.

@@ -98,8 +98,7 @@ func TestSelectPlatform(t *testing.T) {
 func TestPullRoundTrip(t *testing.T) {
 	host := startRegistry(t)
 	c := New(Options{})
-	cfg, layer := busyboxLayer(t)
-	ti := makeImage(t, cfg, hostArch(), layer)
+	ti := busyboxImage(t)
 	push(t, c, host+"/library/busybox:latest", ti)
 	// A second push finds the blobs there already.
 	push(t, c, host+"/library/busybox:latest", ti)
@@ -210,8 +209,7 @@ func TestBasicAuth(t *testing.T) {
 		w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
 		return true
 	}
-	cfg, layer := busyboxLayer(t)
-	ti := makeImage(t, cfg, hostArch(), layer)
+	ti := busyboxImage(t)
 	creds := func(domain string) Credentials {
 		if domain != gw {
 			t.Errorf("credentials asked for %q, want %q", domain, gw)
@@ -301,8 +299,7 @@ func TestBearerAuth(t *testing.T) {
 	}
 	creds := func(string) Credentials { return Credentials{Username: "alice", Password: "secret"} }
 	c := New(Options{Credentials: creds})
-	cfg, layer := busyboxLayer(t)
-	ti := makeImage(t, cfg, hostArch(), layer)
+	ti := busyboxImage(t)
 	push(t, c, gw+"/app:v1", ti)
 	if len(ts.scopes) != 1 || ts.scopes[0] != "repository:app:pull,push" {
 		t.Fatalf("token scopes %v, want one for repository:app:pull,push", ts.scopes)
@@ -339,8 +336,7 @@ func TestRetries(t *testing.T) {
 	host := startRegistry(t)
 	g, gw := newGate(t, host)
 	c := New(Options{Backoff: time.Millisecond})
-	cfg, layer := busyboxLayer(t)
-	ti := makeImage(t, cfg, hostArch(), layer)
+	ti := busyboxImage(t)
 	push(t, c, gw+"/app:v1", ti)
 
 	var failures atomic.Int32
@@ -373,8 +369,7 @@ func TestResume(t *testing.T) {
 	host := startRegistry(t)
 	g, gw := newGate(t, host)
 	c := New(Options{Backoff: time.Millisecond})
-	cfg, layer := busyboxLayer(t)
-	ti := makeImage(t, cfg, hostArch(), layer)
+	ti := busyboxImage(t)
 	push(t, c, gw+"/app:v1", ti)
 	blobPath := "/v2/app/blobs/" + digest.FromBytes(ti.layers[0]).String()
 
@@ -468,8 +463,7 @@ func TestConnectionRefused(t *testing.T) {
 func TestTags(t *testing.T) {
 	host := startRegistry(t)
 	c := New(Options{})
-	cfg, layer := busyboxLayer(t)
-	ti := makeImage(t, cfg, hostArch(), layer)
+	ti := busyboxImage(t)
 	for _, tag := range []string{"b", "a", "c"} {
 		push(t, c, host+"/app:"+tag, ti)
 	}

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -108,30 +107,19 @@ func gz(b []byte) []byte {
 // read out of its OCI layout.
 func busyboxLayer(t testing.TB) (ocispec.Image, []byte) {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := fixture.OCILayout(&buf, "busybox:latest"); err != nil {
+	cfg, layer, err := fixture.BusyboxLayer()
+	if err != nil {
 		t.Fatal(err)
 	}
-	blobs := map[string][]byte{}
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		blobs[h.Name] = b
-	}
-	var idx ocispec.Index
-	var m ocispec.Manifest
-	var cfg ocispec.Image
-	json.Unmarshal(blobs["index.json"], &idx)
-	json.Unmarshal(blobs["blobs/sha256/"+idx.Manifests[0].Digest.Encoded()], &m)
-	json.Unmarshal(blobs["blobs/sha256/"+m.Config.Digest.Encoded()], &cfg)
-	return cfg, blobs["blobs/sha256/"+m.Layers[0].Digest.Encoded()]
+	return cfg, layer
+}
+
+// busyboxImage is the busybox fixture as a one-layer image for this
+// machine's architecture.
+func busyboxImage(t testing.TB) testImage {
+	t.Helper()
+	cfg, layer := busyboxLayer(t)
+	return makeImage(t, cfg, hostArch(), layer)
 }
 
 // makeImage builds a Docker schema2 image of the given uncompressed layers.
