@@ -55,6 +55,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request, _ params) error {
 		}
 	}
 	http.NewResponseController(w).EnableFullDuplex()
+	defer drainBody(r)
 	pw := &progressWriter{w: w}
 	err := s.backend.Build(r.Context(), r.Body, opts, pw)
 	if err == nil {

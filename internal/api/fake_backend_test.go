@@ -36,6 +36,7 @@ type fakeBackend struct {
 	subs       []chan events.Message
 	calls      []string // "create", "attach", "wait", "start" in arrival order
 	resizes    []string
+	panicInfo  bool // Info panics (TestHandlerPanicAnswers500)
 }
 
 type fakeLog struct {
@@ -770,6 +771,9 @@ func (f *fakeBackend) Commit(ctx context.Context, ctr, repo, tag, author, commen
 func (f *fakeBackend) Info(ctx context.Context) (*system.Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.panicInfo {
+		panic("fake backend: Info exploded")
+	}
 	return &system.Info{ID: "fake", Name: "fakehost", Containers: len(f.containers), Images: len(f.images),
 		ServerVersion: "0.0-fake", Driver: "overlay2", OSType: "linux", Architecture: "x86_64",
 		OperatingSystem: "FakeOS", NCPU: 2, MemTotal: 1 << 30, DockerRootDir: "/var/lib/berth"}, nil

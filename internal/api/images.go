@@ -73,6 +73,7 @@ func (s *Server) imageDelete(w http.ResponseWriter, r *http.Request, p params) e
 // status 200, which is what `docker load` expects.
 func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request, _ params) error {
 	http.NewResponseController(w).EnableFullDuplex()
+	defer drainBody(r)
 	pw := &progressWriter{w: w}
 	err := s.backend.ImageLoad(r.Context(), r.Body, boolValue(r, "quiet"), pw)
 	return pw.finish(err, true)
@@ -104,6 +105,7 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request, _ params) e
 		return pw.finish(err, false)
 	case q.Get("fromSrc") == "-":
 		http.NewResponseController(w).EnableFullDuplex()
+		defer drainBody(r)
 		repo, tag := q.Get("repo"), q.Get("tag")
 		if tag == "" {
 			repo, tag = splitRepoTag(repo)

@@ -19,10 +19,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,6 +170,24 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
 			"status", sw.status, "duration", time.Since(start))
 	}()
+	// A handler's panic must not vanish into a closed connection (the
+	// client sees only EOF): log it with its stack and answer 500 when no
+	// header has gone out yet. http.ErrAbortHandler keeps its meaning.
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		s.log.Error("api handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+		if sw.status == 0 && !sw.hijacked {
+			s.writeError(sw, r, fmt.Errorf("internal error serving %s %s: %v", r.Method, r.URL.Path, v))
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}()
 
 	if compareVersions(version, s.opts.Version) > 0 {
 		s.writeError(sw, r, errdefs.InvalidParameter(fmt.Errorf(
@@ -286,4 +306,14 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request, _ params) error {
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write([]byte("OK"))
 	return err
+}
+
+// drainBody reads what is left of an upload (a tar's trailing blocks, the
+// last chunk) before a full-duplex handler returns. Otherwise the response
+// can complete while the client is still sending: the client puts the
+// connection back in its pool, the server drops it, and the client's next
+// request on it fails with EPIPE or EOF. Past 64 MiB (a client that keeps
+// sending after an early error) the server gives up and closes instead.
+func drainBody(r *http.Request) {
+	io.CopyN(io.Discard, r.Body, 64<<20)
 }

@@ -182,3 +182,20 @@ func jsonBody(t *testing.T, s string, v any) {
 		t.Fatalf("decode %q: %v", s, err)
 	}
 }
+
+// TestHandlerPanicAnswers500: a panicking backend call gives the client a
+// 500 with the panic in the message (not an EOF), and the server keeps
+// serving on the same connection.
+func TestHandlerPanicAnswers500(t *testing.T) {
+	ts := startServer(t)
+	ts.fake.mu.Lock()
+	ts.fake.panicInfo = true
+	ts.fake.mu.Unlock()
+	code, _, body := ts.do(t, "GET", "/"+ts.version+"/info", "")
+	if code != http.StatusInternalServerError || !strings.Contains(body, "Info exploded") {
+		t.Fatalf("GET /info with a panicking backend: %d %s", code, body)
+	}
+	if code, _, _ := ts.do(t, "GET", "/_ping", ""); code != http.StatusOK {
+		t.Fatalf("GET /_ping after the panic: %d", code)
+	}
+}

@@ -371,7 +371,7 @@ func (d *Daemon) NetworkList(ctx context.Context, f api.Filters) ([]network.Summ
 			!matchFilter(f["id"], func(v string) bool { return strings.HasPrefix(n.info.ID, v) }) ||
 			!matchFilter(f["driver"], func(v string) bool { return v == "bridge" }) ||
 			!matchFilter(f["type"], func(v string) bool { return v == "custom" }) ||
-			!matchFilter(f["label"], func(v string) bool { return labelMatch(n.info.Labels, v) }) {
+			!matchLabels(f["label"], n.info.Labels) {
 			continue
 		}
 		out = append(out, network.Summary{Network: n.info.Network})
@@ -379,12 +379,6 @@ func (d *Daemon) NetworkList(ctx context.Context, f api.Filters) ([]network.Summ
 	d.unets.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
-}
-
-func labelMatch(labels map[string]string, f string) bool {
-	k, v, hasV := strings.Cut(f, "=")
-	got, ok := labels[k]
-	return ok && (!hasV || got == v)
 }
 
 // NetworkRemove deletes a network no running container uses: its bridge,
@@ -440,7 +434,7 @@ func (d *Daemon) NetworkPrune(ctx context.Context, f api.Filters) (*network.Prun
 	}
 	rep := &network.PruneReport{NetworksDeleted: []string{}}
 	for _, n := range d.unets.byID {
-		if !matchFilter(f["label"], func(v string) bool { return labelMatch(n.info.Labels, v) }) {
+		if !matchLabels(f["label"], n.info.Labels) {
 			continue
 		}
 		if len(d.attachedTo(n)) > 0 {

@@ -48,12 +48,20 @@ func TestNetworkIPAndAliases(t *testing.T) {
 	}
 }
 
+// TestLabelMatch: every label filter must match (docker's AND of
+// --filter label=... on networks and volumes).
 func TestLabelMatch(t *testing.T) {
 	labels := map[string]string{"a": "1", "b": ""}
 	for f, want := range map[string]bool{"a": true, "a=1": true, "a=2": false, "b": true, "b=": true, "c": false} {
-		if got := labelMatch(labels, f); got != want {
-			t.Errorf("labelMatch(%q) = %v, want %v", f, got, want)
+		if got := matchLabels(map[string]bool{f: true}, labels); got != want {
+			t.Errorf("matchLabels(%q) = %v, want %v", f, got, want)
 		}
+	}
+	if !matchLabels(map[string]bool{"a=1": true, "b": true}, labels) {
+		t.Error("a=1 and b: both present, no match")
+	}
+	if matchLabels(map[string]bool{"a=1": true, "c": true}, labels) {
+		t.Error("a=1 and c: c is missing, still matched")
 	}
 }
 
