@@ -18,7 +18,7 @@ all: build
 help:
 	@echo "make build       bin/berth (static) and the bin/berth-runtime link"
 	@echo "make test        deps, build, all Go tests (what CI runs)"
-	@echo "make quickstart  start a private daemon, load and run the hello image"
+	@echo "make quickstart  start a private daemon, build the hello image and run it"
 	@echo "make bench       bench/engine.sh, runtime.sh, registry.sh, network.sh, build.sh (berth vs docker, podman, runc, crun, skopeo, distribution)"
 	@echo "make rtv         OCI runtime-tools validation: berth vs runc"
 	@echo "make build-compare  build the builder corpus with dockerd and berth, print the differences"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # quickstart.sh — the five-minute tour, run by `make quickstart` after
-# `make build`: start a private daemon, load the hello image, run it, stop.
+# `make build`: start a private daemon, build the hello image from
+# examples/hello/Dockerfile with `berth build`, run it, stop.
 #
 # Everything lives under /tmp/berth-quickstart (data root, exec root,
 # socket, log), so it never meets a system daemon. The data root is kept
@@ -54,8 +55,12 @@ for _ in $(seq 1 100); do
 done
 [ -S "$SOCK" ] || { echo "quickstart: no socket at $SOCK after 10 s; see $QS/daemon.log" >&2; exit 1; }
 
-echo "==> berth load -i $QS/hello.tar"
-berth load -i "$QS/hello.tar"
+echo "==> berth build -t hello examples/hello (FROM scratch + the static program, built by go)"
+ctx=$QS/hello-context
+rm -rf "$ctx" && mkdir -p "$ctx"
+cp examples/hello/Dockerfile "$ctx/"
+CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$ctx/hello" ./examples/hello
+berth build -t hello "$ctx"
 echo "==> berth run --rm hello"
 berth run --rm hello
 echo "==> done; stopping the daemon"

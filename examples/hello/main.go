@@ -14,7 +14,7 @@ Hello from berth!
 This message shows that your installation appears to be working correctly.
 
 To generate this message, berth:
- 1. loaded the "hello" image (FROM scratch, one static Go binary),
+ 1. built or loaded the "hello" image (FROM scratch, one static Go binary),
  2. created a container from it and started /hello,
  3. streamed its output to your terminal.
 `
