@@ -261,14 +261,23 @@ func TestTerminal(t *testing.T) {
 	r := newRuntime(t)
 	s := testSpec(t, "sh", "-c", `test -t 0 && test -t 1 && echo tty=$(tty)`)
 	s.Process.Terminal = true
+	if out := runOnTerminal(t, r, "tty", s); !strings.Contains(out, "tty=/dev/pts/0") {
+		t.Errorf("no terminal in the container: %q", out)
+	}
+}
+
+// runOnTerminal creates and starts a container whose spec asks for a
+// terminal, waits for it to exit 0 and returns what it wrote on the pty.
+func runOnTerminal(t *testing.T, r *Runtime, id string, s *specs.Spec) string {
+	t.Helper()
 	masters := make(chan *os.File, 1)
-	c, err := tryCreate(t, r, "tty", s, CreateOpts{IO: IO{OnConsole: func(m *os.File) error { masters <- m; return nil }}})
+	c, err := tryCreate(t, r, id, s, CreateOpts{IO: IO{OnConsole: func(m *os.File) error { masters <- m; return nil }}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := <-masters
 	defer m.Close()
-	if err := r.Start("tty"); err != nil {
+	if err := r.Start(id); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -281,9 +290,7 @@ func TestTerminal(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
-	if !strings.Contains(out.String(), "tty=/dev/pts/0") {
-		t.Errorf("no terminal in the container: %q", out.String())
-	}
+	return out.String()
 }
 
 func TestMemoryLimitOOMKills(t *testing.T) {

@@ -1,9 +1,7 @@
 package runtime
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -239,27 +236,7 @@ func TestCreateJoiningUserNamespaceTerminal(t *testing.T) {
 	s.Process.Terminal = true
 	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", co.pid)})
 	s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
-	masters := make(chan *os.File, 1)
-	c, err := tryCreate(t, r, "userns-tty", s, CreateOpts{IO: IO{OnConsole: func(m *os.File) error { masters <- m; return nil }}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := <-masters
-	defer m.Close()
-	if err := r.Start("userns-tty"); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	done := make(chan struct{})
-	go func() { _, _ = io.Copy(&out, m); close(done) }()
-	if code := c.wait(); code != 0 {
-		t.Fatalf("exit %d: %s", code, out.String())
-	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
-	if !strings.Contains(out.String(), "tty=/dev/pts/0 pid=1 uid=0") {
-		t.Errorf("output %q, want tty=/dev/pts/0 pid=1 uid=0", out.String())
+	if out := runOnTerminal(t, r, "userns-tty", s); !strings.Contains(out, "tty=/dev/pts/0 pid=1 uid=0") {
+		t.Errorf("output %q, want tty=/dev/pts/0 pid=1 uid=0", out)
 	}
 }
