@@ -17,8 +17,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/compare-daemons.sh
+source bench/lib-berth.sh
 N=${N:-20}
 B=/tmp/bench-berth
+BERTH_BRIDGE=${BERTH_BRIDGE:-beng-b0}
+BERTH_SUBNET=${BERTH_SUBNET:-10.236.4.0/24}
 OUT=${OUT:-$B/results}
 BERTH=${BERTH:-$PWD/bin/berth} # BERTH=/path/to/other/build compares builds
 DOCKER=$BENCH_DOCKER_CLI
@@ -31,25 +34,9 @@ have_podman=0; command -v podman >/dev/null && have_podman=1
 [ $have_docker = 1 ] || echo "note: dockerd not installed, docker columns skipped (apt-get install docker.io)"
 [ $have_podman = 1 ] || echo "note: podman not installed, podman columns skipped (apt-get install podman)"
 
-berth_pid=""
-berth_ids=""
 cleanup() {
 	set +e
-	if [ -n "$berth_pid" ]; then
-		berth_ids=$("$BERTH" -H unix://$B/berth.sock ps -aq --no-trunc 2>/dev/null)
-		[ -n "$berth_ids" ] && "$BERTH" -H unix://$B/berth.sock rm -f $berth_ids >/dev/null 2>&1
-		kill -TERM "$berth_pid" 2>/dev/null; wait "$berth_pid" 2>/dev/null
-	fi
-	# The keeper outlives the daemon by design: stop it by its pid file.
-	[ -f $B/exec/keeper.pid ] && kill -TERM "$(cat $B/exec/keeper.pid)" 2>/dev/null
-	bench_umount_under "$B/"
-	# Only our containers' cgroups: other berth daemons share /berth.
-	local id d
-	for id in $berth_ids; do
-		for d in /sys/fs/cgroup/*/berth/"$id" /sys/fs/cgroup/berth/"$id"; do
-			[ -d "$d" ] && rmdir "$d" 2>/dev/null
-		done
-	done
+	berth_daemon_stop
 	if [ $have_docker = 1 ]; then
 		bench_docker ps -aq 2>/dev/null | xargs -r "$DOCKER" -H "$BENCH_DOCKER_SOCK" rm -f >/dev/null 2>&1
 		bench_docker_stop
@@ -68,9 +55,7 @@ mkdir -p "$B" "$OUT"
 note() { echo "$*"; echo "$*" >>"$OUT/summary.md"; }
 
 bench_fixtures
-"$BERTH" daemon -H unix://$B/berth.sock --data-root $B/data --exec-root $B/exec >$B/daemon.log 2>&1 &
-berth_pid=$!
-for _ in $(seq 1 200); do [ -S $B/berth.sock ] && break; sleep 0.05; done
+berth_daemon_start
 bb() { "$BERTH" -H unix://$B/berth.sock "$@"; }
 bb load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null
 bb run --rm busybox true

@@ -1,6 +1,6 @@
 # lib-berth.sh — a private berth daemon and hyperfine summaries for the
-# scripts that compare berth with docker (bench/build.sh,
-# scripts/build-compare.sh). Source it after bench/compare-daemons.sh (for
+# scripts that compare berth with docker (bench/engine.sh, network.sh,
+# build.sh, scripts/build-compare.sh). Source it after bench/compare-daemons.sh (for
 # bench_umount_under). The caller sets:
 #   BERTH          the berth binary
 #   B              the daemon's directory (socket, data, exec root, log)
@@ -22,17 +22,26 @@ berth_daemon_start() {
 	return 1
 }
 
-# berth_daemon_stop: stop the daemon and then its keeper by PID, unmount
-# what is left under $B, remove its bridge and nft table. Safe to call
-# when nothing was started; never fails (it runs from EXIT traps).
+# berth_daemon_stop: remove the daemon's containers, stop the daemon and
+# then its keeper by PID, unmount what is left under $B, remove the
+# containers' cgroups, its bridge and nft table. Safe to call when nothing
+# was started; never fails (it runs from EXIT traps).
 berth_daemon_stop() {
+	local ids="" id
 	if [ -n "$berth_pid" ]; then
+		ids=$("$BERTH" -H "unix://$B/berth.sock" ps -aq --no-trunc 2>/dev/null)
+		[ -n "$ids" ] && "$BERTH" -H "unix://$B/berth.sock" rm -f $ids >/dev/null 2>&1
 		kill -TERM "$berth_pid" 2>/dev/null
 		wait "$berth_pid" 2>/dev/null
 		berth_pid=""
 	fi
+	# The keeper outlives the daemon by design: stop it by its pid file.
 	[ -f "$B/exec/keeper.pid" ] && kill -TERM "$(cat "$B/exec/keeper.pid")" 2>/dev/null
 	bench_umount_under "$B/"
+	# Only our containers' cgroups: other berth daemons share /berth.
+	for id in $ids; do
+		bench_rmdir_cgroup "berth/$id"
+	done
 	ip link del "$BERTH_BRIDGE" 2>/dev/null
 	nft delete table inet "berth-$BERTH_BRIDGE" 2>/dev/null
 	return 0

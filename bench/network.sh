@@ -27,6 +27,7 @@ export BENCH_BRIDGE_CIDR=${BENCH_BRIDGE_CIDR:-10.236.0.1/24}
 # docker's published ports through docker-proxy, the path the issue compares with.
 export BENCH_DOCKER_EXTRA_ARGS=${BENCH_DOCKER_EXTRA_ARGS:---userland-proxy=true}
 source bench/compare-daemons.sh
+source bench/lib-berth.sh
 N=${N:-20}
 NET_MB=${NET_MB:-1024}
 NET_RUNS=${NET_RUNS:-5}
@@ -47,28 +48,14 @@ command -v hyperfine >/dev/null || { echo "network bench needs hyperfine (apt-ge
 have_docker=0; command -v dockerd >/dev/null && have_docker=1
 [ $have_docker = 1 ] || echo "note: dockerd not installed, docker columns skipped (apt-get install docker.io)"
 
-berth_pid=""
-berth_ids=""
 cleanup() {
 	set +e
 	if [ -n "$berth_pid" ]; then
-		berth_ids=$(bb ps -aq --no-trunc 2>/dev/null)
-		[ -n "$berth_ids" ] && bb rm -f $berth_ids >/dev/null 2>&1
+		# the user network goes first; it needs its containers gone
+		bb ps -aq | xargs -r "$BERTH" -H "unix://$B/berth.sock" rm -f >/dev/null 2>&1
 		bb network rm bnet >/dev/null 2>&1
-		kill -TERM "$berth_pid" 2>/dev/null; wait "$berth_pid" 2>/dev/null
 	fi
-	# The keeper outlives the daemon by design: stop it by its pid file.
-	[ -f $B/exec/keeper.pid ] && kill -TERM "$(cat $B/exec/keeper.pid)" 2>/dev/null
-	bench_umount_under "$B/"
-	local id d
-	for id in $berth_ids; do
-		for d in /sys/fs/cgroup/*/berth/"$id" /sys/fs/cgroup/berth/"$id"; do
-			[ -d "$d" ] && rmdir "$d" 2>/dev/null
-		done
-	done
-	ip link show "$BERTH_BRIDGE" >/dev/null 2>&1 && ip link del "$BERTH_BRIDGE"
-	# berth keeps its nftables table across restarts; this daemon is gone for good.
-	nft delete table inet "berth-$BERTH_BRIDGE" 2>/dev/null
+	berth_daemon_stop
 	if [ $have_docker = 1 ]; then
 		bench_docker ps -aq 2>/dev/null | xargs -r "$DOCKER" -H "$BENCH_DOCKER_SOCK" rm -f >/dev/null 2>&1
 		bench_docker network rm bnet >/dev/null 2>&1
@@ -86,10 +73,7 @@ note() { echo "$*"; echo "$*" >>"$OUT/summary.md"; }
 
 bench_fixtures
 GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$B/netload" ./bench/netload
-"$BERTH" daemon -H unix://$B/berth.sock --data-root $B/data --exec-root $B/exec \
-	--bridge-name "$BERTH_BRIDGE" --bridge-subnet "$BERTH_SUBNET" >$B/daemon.log 2>&1 &
-berth_pid=$!
-for _ in $(seq 1 200); do [ -S $B/berth.sock ] && break; sleep 0.05; done
+berth_daemon_start
 bb load -i "$BENCH_FIXTURES/busybox.tar" >/dev/null
 bb run --rm busybox true
 if [ $have_docker = 1 ]; then

@@ -109,18 +109,7 @@ func createCmd(g *globals) *cobra.Command {
 }
 
 func startCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "start <container-id>",
-		Short: "start a created container",
-		Args:  exactArgs(1, "start"),
-		RunE: func(_ *cobra.Command, args []string) error {
-			rt, err := g.runtime()
-			if err != nil {
-				return err
-			}
-			return rt.Start(args[0])
-		},
-	}
+	return idCmd(g, "start", "start a created container", (*runtime.Runtime).Start)
 }
 
 func runCmd(g *globals) *cobra.Command {

@@ -191,27 +191,23 @@ func psCmd(g *globals) *cobra.Command {
 }
 
 func pauseCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use: "pause <container-id>", Short: "freeze every process of a container", Args: exactArgs(1, "pause"),
-		RunE: func(_ *cobra.Command, args []string) error {
-			rt, err := g.runtime()
-			if err != nil {
-				return err
-			}
-			return rt.Pause(args[0])
-		},
-	}
+	return idCmd(g, "pause", "freeze every process of a container", (*runtime.Runtime).Pause)
 }
 
 func resumeCmd(g *globals) *cobra.Command {
+	return idCmd(g, "resume", "thaw a paused container", (*runtime.Runtime).Resume)
+}
+
+// idCmd is a verb that takes one container ID and calls op on it.
+func idCmd(g *globals, verb, short string, op func(*runtime.Runtime, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use: "resume <container-id>", Short: "thaw a paused container", Args: exactArgs(1, "resume"),
+		Use: verb + " <container-id>", Short: short, Args: exactArgs(1, verb),
 		RunE: func(_ *cobra.Command, args []string) error {
 			rt, err := g.runtime()
 			if err != nil {
 				return err
 			}
-			return rt.Resume(args[0])
+			return op(rt, args[0])
 		},
 	}
 }
